@@ -1,0 +1,112 @@
+"""The paper's prompt splits, built from its parameter grids (cft/data/calibrate_sft_grids.yaml).
+
+- train: full grids of the 24 training families (1,988 prompts);
+- test_unseen_params: the same families at parameters outside the training ranges
+  (591 on the full grid, 24 paper-selected);
+- test_ood_family: the 6 held-out families (92 full grid, 18 selected).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import yaml
+
+from cft.families import Family, Params, get_family
+
+SPLITS = ("train", "test_unseen_params", "test_ood_family")
+SELECTIONS = ("full", "selected")
+
+
+@dataclass(frozen=True)
+class TaskPrompt:
+    """One "sample a number from D(theta)" prompt: a family at fixed prompt parameters."""
+    split: str
+    family: str
+    params: tuple[tuple[str, float], ...]
+
+    @property
+    def param_dict(self) -> Params:
+        return dict(self.params)
+
+    @property
+    def key(self) -> str:
+        """A stable id, e.g. `gaussian(mu=3.5,sigma=3.0)`."""
+        return f"{self.family}(" + ",".join(f"{k}={v!r}" for k, v in self.params) + ")"
+
+    @property
+    def text(self) -> str:
+        fam = get_family(self.family)
+        shown = ", ".join(f"{k}={float(v)!r}" for k, v in self.params)
+        return (f"Generate exactly ONE random number from a {fam.display} distribution with "
+                f"parameters {shown}. Output ONLY the number.")
+
+
+def make_prompt(family: str, params: Params, split: str = "custom") -> TaskPrompt:
+    fam = get_family(family)
+    values = fam.validate(params)
+    return TaskPrompt(split=split, family=fam.name, params=tuple((k, values[k]) for k in fam.params))
+
+
+@lru_cache(maxsize=1)
+def load_grids() -> dict:
+    text = resources.files("cft.data").joinpath("calibrate_sft_grids.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _axis_values(axis: dict, default_points: int) -> list[float]:
+    if "values" in axis:
+        return [float(v) for v in axis["values"]]
+    lo, hi = float(axis["min"]), float(axis["max"])
+    n = int(axis.get("num_points", default_points))
+    if n <= 1 or lo == hi:
+        return [lo]
+    spacing = axis.get("spacing", "linspace")
+    if spacing == "logspace":
+        return np.geomspace(lo, hi, n).tolist()
+    if spacing == "linspace":
+        return np.linspace(lo, hi, n).tolist()
+    raise ValueError(f"unknown grid spacing {spacing!r}")
+
+
+def _grid_rows(fam: Family, block: dict, grids: dict) -> list[Params]:
+    default_points = grids["linspace_points_1d" if len(fam.grid_names) == 1 else "linspace_points_2d_per_axis"]
+    axes = [_axis_values(block[name], default_points) for name in fam.grid_names]
+    rows = [fam.params_from_grid(dict(zip(fam.grid_names, combo))) for combo in itertools.product(*axes)]
+    limit = int(block.get("max_specs", 0))
+    if 0 < limit < len(rows):  # thin evenly, as the reference code does
+        rows = [rows[i] for i in np.linspace(0, len(rows) - 1, limit, dtype=int)]
+    return rows
+
+
+def _selected_rows(fam: Family, entries: list[dict]) -> list[Params]:
+    return [fam.params_from_grid({k: float(v) for k, v in e.items()}) for e in entries]
+
+
+def build_split(split: str, selection: str = "full", families: list[str] | None = None) -> list[TaskPrompt]:
+    """All prompts of one split, in the YAML's family order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; known: {', '.join(SELECTIONS)}")
+    grids = load_grids()
+    names = grids["heldout_families"] if split == "test_ood_family" else grids["train_families"]
+    prompts = []
+    for name in names:
+        if families is not None and name not in families:
+            continue
+        fam, entry = get_family(name), grids["families"][name]
+        if split == "train":
+            rows = _grid_rows(fam, entry["train"], grids)
+        elif split == "test_unseen_params":
+            rows = (_selected_rows(fam, entry["test_selected"]) if selection == "selected"
+                    else _grid_rows(fam, entry["test_unseen"], grids))
+        else:
+            rows = (_selected_rows(fam, entry["ood_selected"]) if selection == "selected"
+                    else _grid_rows(fam, entry["ood"], grids))
+        prompts += [make_prompt(name, row, split) for row in rows]
+    return prompts
