@@ -1,0 +1,50 @@
+"""Loading the model to train: any HF causal LM by id or local path, with a LoRA adapter or in full."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from trainers.config import TrainConfig
+
+
+def resolve_model(ref: str) -> str:
+    """An alias, local path or hub id -> something `from_pretrained` loads (models.resolve when present)."""
+    try:
+        from models.resolve import resolve_model as resolve
+    except ImportError:
+        return os.path.expanduser(ref)
+    return str(resolve(ref))
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(cfg: TrainConfig, path: str, dtype: torch.dtype = torch.float32):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if not cfg.lora:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                      lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_target_modules))
+    return get_peft_model(model, lora)
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases and norm weights (as HF Trainer does)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
