@@ -1,0 +1,88 @@
+import json
+import math
+import re
+from collections import Counter
+
+import pytest
+
+from cft.arithmetic import (LEVELS, generate_problems, grade_flexible, grade_strict, heldout_problems,
+                            load_gsm8k_jsonl)
+from cft.mixing import mixed_stream
+
+
+def _evaluate(question: str) -> int:
+    m = re.search(r"What is (\d+) ([-+*]) (\d+)\?", question)
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    return {"+": a + b, "-": a - b, "*": a * b}[op]
+
+
+def test_answers_are_exact_and_solutions_end_with_them():
+    problems = generate_problems(300, seed=3)
+    assert {p.level for p in problems} == set(LEVELS)
+    for p in problems:
+        assert p.solution.endswith(f"#### {p.answer}")
+        assert grade_strict(p.solution, p.answer) and grade_flexible(p.solution, p.answer)
+        if p.level != "word":
+            assert int(p.answer) == _evaluate(p.question)
+        else:  # recompute the word problem from its numbers
+            start, packs, each, given = map(int, re.findall(r"\d+", p.question))
+            assert int(p.answer) == start + packs * each - given
+
+
+def test_deterministic_by_seed_and_heldout_is_disjoint():
+    assert generate_problems(50, seed=1) == generate_problems(50, seed=1)
+    assert generate_problems(50, seed=1) != generate_problems(50, seed=2)
+    train = {p.question for s in range(3) for p in generate_problems(1000, seed=s)}
+    held = {p.question for s in range(3) for p in heldout_problems(300, seed=s)}
+    assert len(held) > 800 and not train & held
+
+
+@pytest.mark.parametrize("output,answer,strict,flexible", [
+    ("#### 42", "42", True, True), ("so #### 1,234", "1234", True, True),
+    ("The answer is 42.", "42", False, True), ("#### 41\nactually 42", "42", False, True),
+    ("42 or maybe 43", "42", False, False), ("", "42", False, False), ("#### -7", "-7", True, True),
+    ("$42.00", "42", False, True),
+])
+def test_graders(output, answer, strict, flexible):
+    assert grade_strict(output, answer) is strict
+    assert grade_flexible(output, answer) is flexible
+
+
+def test_gsm8k_loader(tmp_path):
+    path = tmp_path / "gsm8k.jsonl"
+    rows = [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = 7\n#### 7"},
+            {"question": "Half of 1,000?", "answer": "1000 / 2 = 500\n#### 500"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    problems = load_gsm8k_jsonl(path)
+    assert [p.answer for p in problems] == ["7", "500"] and problems[0].level == "gsm8k"
+    path.write_text(json.dumps({"question": "q", "answer": "no final line"}))
+    with pytest.raises(ValueError, match=r"gsm8k.jsonl:1: answer has no final"):
+        load_gsm8k_jsonl(path)
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.3, 0.7])
+def test_replay_fraction_is_mix_within_sampling_error(mix):
+    n = 5000
+    items = mixed_stream(n, mix, ["a"] * 10 + ["b"] * 3, seed=0)
+    frac = sum(i.kind == "replay" for i in items) / n
+    assert abs(frac - mix) <= 4 * math.sqrt(mix * (1 - mix) / n) + 1e-12
+    replay = [i.index for i in items if i.kind == "replay"]
+    assert replay == list(range(len(replay)))  # the replay pool is walked in order
+
+
+def test_calibration_part_is_family_balanced():
+    families = ["a"] * 20 + ["b"] * 2 + ["c"] * 5
+    items = mixed_stream(300, 0.3, families, seed=4)
+    calib = [families[i.index] for i in items if i.kind == "calib"]
+    counts = Counter(calib)
+    assert max(counts.values()) - min(counts.values()) <= 1
+    # each family's prompts are all used before any repeats
+    b_prompts = [i.index for i in items if i.kind == "calib" and families[i.index] == "b"]
+    assert sorted(b_prompts[:2]) == [20, 21]
+
+
+def test_stream_is_deterministic_and_checks_mix():
+    assert mixed_stream(100, 0.5, ["a", "b"], seed=7) == mixed_stream(100, 0.5, ["a", "b"], seed=7)
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match="mix must be in"):
+            mixed_stream(10, bad, ["a"])
