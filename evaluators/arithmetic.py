@@ -1,0 +1,34 @@
+"""Capability retention: greedy accuracy on the replay task's held-out arithmetic problems, graded
+strictly (`#### n`) and flexibly (the last number). The question is the user turn, as in replay training.
+An answer cut off by max_tokens before EOS is graded as wrong.
+"""
+
+from __future__ import annotations
+
+from cft.arithmetic import grade_flexible, grade_strict, heldout_problems
+from evaluators.client import Scorer, as_scorer
+from evaluators.engines.base import GenerateRequest
+
+
+def arithmetic_accuracy(scorer: Scorer, n: int, adapter: str | None = None, seed: int = 0,
+                        max_tokens: int = 256) -> list[dict]:
+    scorer = as_scorer(scorer)
+    problems = heldout_problems(n, seed)
+    requests = [GenerateRequest(scorer.prompt_ids(p.question), n=1, temperature=0.0, max_tokens=max_tokens,
+                                adapter=adapter) for p in problems]
+    rows = []
+    for problem, (output,) in zip(problems, scorer.generate(requests)):
+        text = output or ""
+        rows.append({"level": problem.level, "question": problem.question, "answer": problem.answer,
+                     "output": text, "truncated": output is None,
+                     "strict": float(grade_strict(text, problem.answer)),
+                     "flexible": float(grade_flexible(text, problem.answer))})
+    return rows
+
+
+def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict], dict[str, float]]:
+    rows = arithmetic_accuracy(scorer, settings.arithmetic_problems, adapter, settings.seed,
+                               settings.arithmetic_max_tokens)
+    n = max(len(rows), 1)
+    return rows, {"arithmetic/strict_acc": sum(r["strict"] for r in rows) / n,
+                  "arithmetic/flexible_acc": sum(r["flexible"] for r in rows) / n}

@@ -1,0 +1,96 @@
+"""Scorer: the blocking client every evaluation calls, over a Serve DeploymentHandle or a local engine.
+
+Over a handle, a list of requests is cut into chunks sent concurrently (so they spread across the
+replicas); a chunk whose replica dies mid-request is sent again (the requests are idempotent: scoring is
+deterministic and sampling is seeded).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import cached_property
+from typing import Any
+
+from cft.prompts import ChatOptions, prompt_token_ids
+from evaluators.engines.base import GenerateRequest, ScoreRequest, TopProbsRequest
+
+log = logging.getLogger(__name__)
+
+
+def _retryable() -> tuple[type[BaseException], ...]:
+    from ray import exceptions as rx
+    from ray.serve import exceptions as sx
+
+    kinds = [rx.RayActorError, rx.ActorUnavailableError]
+    kinds += [getattr(sx, n) for n in ("DeploymentUnavailableError",) if hasattr(sx, n)]
+    return tuple(kinds)
+
+
+class Scorer:
+    def __init__(self, target: Any, chunk_size: int = 8, retries: int = 3):
+        """target: a DeploymentHandle of evaluators.service, or an engine (evaluators.engines)."""
+        self.target, self.chunk_size, self.retries = target, chunk_size, retries
+        self.remote = hasattr(target, "options") and hasattr(target, "deployment_name")
+
+    # --- model facts -----------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> dict:
+        """The scorer's settings (ScorerSettings as a dict)."""
+        if self.remote:
+            return self.target.settings.remote().result()
+        return getattr(self.target, "settings", {"model": self.target.name, "chat": {}})
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.settings["model"])
+
+    @cached_property
+    def chat(self) -> ChatOptions:
+        return ChatOptions(**self.settings.get("chat", {}))
+
+    def prompt_ids(self, user_text: str) -> list[int]:
+        return prompt_token_ids(self.tokenizer, user_text, self.chat)
+
+    # --- the engine interface --------------------------------------------------------------------
+
+    def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        return self._call("score", requests)
+
+    def generate(self, requests: list[GenerateRequest]) -> list[list[str | None]]:
+        return self._call("generate", requests)
+
+    def top_probs(self, requests: list[TopProbsRequest]) -> list[list[float]]:
+        return self._call("top_probs", requests)
+
+    def _call(self, method: str, requests: list) -> list:
+        if not self.remote:
+            return getattr(self.target, method)(requests)
+        chunks = [requests[i:i + self.chunk_size] for i in range(0, len(requests), self.chunk_size)]
+        pending = [self._send(method, c) for c in chunks]
+        results = []
+        for chunk, response in zip(chunks, pending):
+            results += self._collect(method, chunk, response)
+        return results
+
+    def _send(self, method: str, chunk: list):
+        return getattr(self.target, method).remote(chunk)
+
+    def _collect(self, method: str, chunk: list, response) -> list:
+        for attempt in range(self.retries + 1):
+            try:
+                return response.result()
+            except _retryable() as err:
+                if attempt == self.retries:
+                    raise
+                log.warning("scorer replica lost (%s); resending %d requests", type(err).__name__, len(chunk))
+                time.sleep(0.5 * (attempt + 1))
+                response = self._send(method, chunk)
+        raise AssertionError("unreachable")
+
+
+def as_scorer(target: Any, chunk_size: int = 8) -> Scorer:
+    return target if isinstance(target, Scorer) else Scorer(target, chunk_size=chunk_size)

@@ -1,0 +1,115 @@
+"""The Ray Serve application: scorer replicas, each holding one engine behind the engine interface.
+
+Concurrent requests reaching a replica are merged into one engine call (serve.batch), so scoring for
+several trials, each with its own adapter, shares the engine's batch. A request that fails on its own
+(a missing adapter, a prompt too long) fails alone; the rest of its batch is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from dataclasses import asdict
+
+from ray import serve
+
+from evaluators.settings import ScorerSettings
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@serve.deployment(name="Scorer", health_check_period_s=5, health_check_timeout_s=60)
+class ScorerDeployment:
+    def __init__(self, settings: dict):
+        from evaluators.engines import make_engine
+
+        self._settings = settings
+        self.engine = make_engine(ScorerSettings(**settings))
+        self.lock = threading.Lock()   # engines are not thread-safe: one engine call at a time
+
+    def settings(self) -> dict:
+        return self._settings
+
+    def info(self) -> dict:
+        return asdict(self.engine.info()) | {"pid": os.getpid()}
+
+    async def score(self, requests: list) -> list:
+        return _raise_if_error(await self._score(requests))
+
+    async def generate(self, requests: list) -> list:
+        return _raise_if_error(await self._generate(requests))
+
+    async def top_probs(self, requests: list) -> list:
+        return _raise_if_error(await self._top_probs(requests))
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _score(self, calls: list[list]) -> list:
+        return await self._merged(self.engine.score, calls)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _generate(self, calls: list[list]) -> list:
+        return await self._merged(self.engine.generate, calls)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _top_probs(self, calls: list[list]) -> list:
+        return await self._merged(self.engine.top_probs, calls)
+
+    async def _merged(self, fn, calls: list[list]) -> list:
+        # In a thread, so the replica keeps answering health checks while the engine works.
+        return await asyncio.to_thread(self._run_merged, fn, calls)
+
+    def _run_merged(self, fn, calls: list[list]) -> list:
+        """One engine call for all calls; if it fails, each call alone, so a bad one fails alone."""
+        with self.lock:
+            try:
+                flat = fn([r for call in calls for r in call])
+            except Exception as err:
+                if len(calls) == 1:
+                    return [err]
+                return [_call_or_error(fn, call) for call in calls]
+        out, i = [], 0
+        for call in calls:
+            out.append(flat[i:i + len(call)])
+            i += len(call)
+        return out
+
+
+def _call_or_error(fn, call: list):
+    try:
+        return fn(call)
+    except Exception as err:
+        return err
+
+
+def _raise_if_error(result):
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def build_app(settings: ScorerSettings):
+    resources = {"num_cpus": settings.cpus_per_replica, "num_gpus": settings.gpus_per_replica,
+                 # replicas import this project: make it importable wherever they start
+                 "runtime_env": {"env_vars": {"PYTHONPATH": _pythonpath()}}}
+    return ScorerDeployment.options(
+        num_replicas=settings.num_replicas, ray_actor_options=resources,
+        max_ongoing_requests=settings.max_ongoing_requests,
+    ).bind(asdict(settings))
+
+
+def start_scorer(settings: ScorerSettings):
+    """Deploy (or update) the scorer app for one base model and return its DeploymentHandle.
+
+    Assumes Ray is initialised. Raises RuntimeError naming the cause when the engine fails to start.
+    """
+    return serve.run(build_app(settings), name=settings.app_name, route_prefix=settings.route_prefix)
+
+
+def stop_scorer(app_name: str) -> None:
+    serve.delete(app_name)
+
+
+def _pythonpath() -> str:
+    current = os.environ.get("PYTHONPATH", "")
+    return PROJECT_ROOT + (os.pathsep + current if current else "")
