@@ -36,6 +36,7 @@ class TrainState:
 
 
 def train_loop(loop_config: dict) -> None:
+    t0 = time.perf_counter()
     cfg = TrainConfig.from_dict(loop_config["config"])
     if not cfg.use_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -52,6 +53,8 @@ def train_loop(loop_config: dict) -> None:
     engine = make_engine(cfg, model, world, stream.plan.total_steps)
     state = restore(engine, ray.train.get_checkpoint(), cfg)
     fault = Fault(**loop_config["fault"]) if loop_config.get("fault") else None
+    print(f"[cft] rank {rank} ready in {time.perf_counter() - t0:.1f} s: {stream.plan.total_steps} steps of "
+          f"{stream.plan.global_batch} examples, starting at step {state.step}", flush=True)
 
     window = torch.zeros(5, dtype=torch.float64)  # loss sum, micro-batches, tokens, calib, replay
     started = time.perf_counter()
