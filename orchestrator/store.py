@@ -1,0 +1,83 @@
+"""What a sweep persists under its run directory, written atomically so readers never see half a file.
+
+    <storage>/<name>/spec.json             the validated spec
+    <storage>/<name>/baselines.json        one entry per base model: its scores before tuning
+    <storage>/<name>/trials/<key>.json     one record per trial: config, status, metrics, artifacts
+    <storage>/<name>/optuna.db             the Optuna studies (one per cell), for optuna-dashboard
+    <storage>/<name>/adapters/<key>/       trained adapters
+    <storage>/<name>/pareto/               Pareto tables and plots, written at the end
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_json(path: str | Path, data) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(_jsonable(data), f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path, default=None):
+    path = Path(path)
+    if not path.exists():
+        return default
+    return json.loads(path.read_text())
+
+
+def _jsonable(x):
+    """NaN/inf become null (JSON has no NaN); numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+class RunStore:
+    def __init__(self, run_dir: str | Path):
+        self.root = Path(run_dir).expanduser().resolve()
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.root / "trials"
+
+    def trial_path(self, key: str) -> Path:
+        return self.trials_dir / f"{key}.json"
+
+    def adapter_dir(self, key: str) -> Path:
+        return self.root / "adapters" / key
+
+    def optuna_url(self) -> str:
+        return f"sqlite:///{self.root / 'optuna.db'}"
+
+    def read_trial(self, key: str) -> dict | None:
+        return read_json(self.trial_path(key))
+
+    def write_trial(self, record: dict) -> None:
+        write_json(self.trial_path(record["key"]), record)
+
+    def trial_records(self) -> list[dict]:
+        if not self.trials_dir.exists():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(self.trials_dir.glob("*.json"))]
+
+    def baselines(self) -> dict:
+        return read_json(self.root / "baselines.json", {})
+
+    def save_baseline(self, model_label: str, entry: dict) -> None:
+        data = self.baselines()
+        data[model_label] = entry
+        write_json(self.root / "baselines.json", data)

@@ -1,0 +1,92 @@
+"""Run a CFT sweep: for every (model, method) cell, an Optuna multi-objective search over learning
+rate x mix, each trial training on Ray Train + DeepSpeed and scored by the Serve scorer app.
+
+    python -m orchestrator.sweep                       # the embedded default: sweeps/local.yaml
+    python -m orchestrator.sweep sweeps/smoke.yaml
+    python -m orchestrator.sweep sweeps/paper.yaml --address auto --storage s3://bucket/cft
+
+Rerunning the same spec and storage (or passing --resume) continues an interrupted sweep: finished
+trials are kept, an interrupted one runs again, and every cell ends with its planned trial count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from orchestrator.report import format_front, write_report
+from orchestrator.spec import SpecError, SweepSpec, load_spec
+from orchestrator.store import RunStore, write_json
+
+DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "sweeps" / "local.yaml"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m orchestrator.sweep", description=__doc__.split("\n")[0])
+    p.add_argument("spec", nargs="?", default=str(DEFAULT_SPEC), help="sweep spec YAML (default: %(default)s)")
+    p.add_argument("--address", help="Ray address (e.g. auto); default: the spec's, $RAY_ADDRESS, or embedded")
+    p.add_argument("--storage", help="override the spec's storage path")
+    p.add_argument("--resume", action="store_true", help="require an existing sweep to continue")
+    p.add_argument("--validate", action="store_true", help="only validate the spec and exit")
+    return p.parse_args(argv)
+
+
+def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
+    """Create the run directory, or check that an existing one holds this same sweep."""
+    store = RunStore(spec.run_dir)
+    saved = store.root / "spec.json"
+    if saved.exists():
+        old = SweepSpec.model_validate_json(saved.read_text())
+        if old.model_dump() != spec.model_dump():
+            diff = sorted(k for k in spec.model_dump() if old.model_dump().get(k) != spec.model_dump()[k])
+            raise SpecError(f"{store.root} holds sweep {old.name!r} with a different spec (fields: "
+                            f"{', '.join(diff)}); use another name or storage to start a new sweep")
+    elif resume:
+        raise SpecError(f"--resume: nothing to resume at {store.root}")
+    else:
+        write_json(saved, spec.model_dump(mode="json"))
+    return store
+
+
+def run(spec: SweepSpec, address: str | None = None, resume: bool = False):
+    from orchestrator import cluster
+    from orchestrator.scoring import ensure_baselines, resolve_models, start_scorers
+    from orchestrator.tuning import run_tune
+
+    store = prepare_run_dir(spec, resume)
+    print(cluster.connect(spec, address), flush=True)
+    t0 = time.time()
+    model_paths = resolve_models(spec)
+    app_names = start_scorers(spec, model_paths)
+    baselines = ensure_baselines(spec, store, app_names)
+    run_tune(spec, store, model_paths, app_names, baselines)
+    front = write_report(store.root)
+    objectives = [o.name for o in spec.objectives]
+    print(f"\nSweep {spec.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
+    print(f"Pareto front per cell ({store.root / 'pareto'}):\n{format_front(front, objectives)}")
+    failed = [r for r in store.trial_records() if r["status"] == "error"]
+    for r in failed:
+        print(f"trial {r['key']} failed: {r['error']}", file=sys.stderr)
+    return front, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        spec = load_spec(args.spec)
+        if args.storage:
+            spec = spec.model_copy(update={"storage": args.storage})
+        if args.validate:
+            print(f"{args.spec}: valid ({len(spec.cells)} cells x {spec.trials_per_cell} trials)")
+            return 0
+        _, failed = run(spec, args.address, args.resume)
+    except SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

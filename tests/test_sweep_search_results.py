@@ -1,0 +1,118 @@
+import itertools
+
+import numpy as np
+import optuna
+import pytest
+
+import orchestrator.results as results
+from orchestrator.search import Cell, CellSearcher, CellStudies, trial_key
+from orchestrator.spec import Range, parse_spec
+from orchestrator.store import RunStore, read_json, write_json
+
+LR, MIX = Range(low=1e-4, high=1e-2, log=True), Range(low=0.0, high=0.9)
+CELLS = [Cell("m", "soft"), Cell("m", "hard")]
+
+
+def _studies(tmp_path, sampler="tpe", budget=4):
+    return CellStudies("s", CELLS, ["min", "min"], f"sqlite:///{tmp_path}/o.db", sampler, 0, budget, LR, MIX)
+
+
+def test_searcher_spends_each_cells_budget_then_finishes(tmp_path):
+    searcher = CellSearcher(_studies(tmp_path), {CELLS[0]: 3, CELLS[1]: 2}, ["a", "b"])
+    configs = [searcher.suggest(f"t{i}") for i in range(5)]
+    assert searcher.suggest("t5") == "FINISHED"
+    assert sorted(c["method"] for c in configs) == ["hard", "hard", "soft", "soft", "soft"]
+    for c in configs:
+        assert LR.low <= c["lr"] <= LR.high and MIX.low <= c["mix"] <= MIX.high
+    assert configs[0]["key"] == trial_key(CELLS[1], 0) == "m-hard-000"  # fewest started, then by name
+    for i, c in enumerate(configs):
+        searcher.on_trial_complete(f"t{i}", {"a": c["lr"], "b": c["mix"]})
+    study = optuna.load_study(study_name="s/m:soft", storage=f"sqlite:///{tmp_path}/o.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert study.trials[0].values == [configs[1]["lr"], configs[1]["mix"]]
+
+
+def test_failed_trials_are_told_as_failures(tmp_path):
+    searcher = CellSearcher(_studies(tmp_path), {CELLS[0]: 2, CELLS[1]: 0}, ["a", "b"])
+    searcher.suggest("x")
+    searcher.suggest("y")
+    searcher.on_trial_complete("x", error=True)
+    searcher.on_trial_complete("y", {"a": float("nan"), "b": 1.0})
+    states = [t.state.name for t in searcher.studies.studies[CELLS[0]].trials]
+    assert states == ["FAIL", "FAIL"]
+
+
+def test_reconcile_requeues_interrupted_trials_with_the_same_parameters(tmp_path):
+    studies = _studies(tmp_path)
+    n0, lr0, mix0 = studies.ask(CELLS[0])   # finished, but the driver died before telling
+    n1, lr1, mix1 = studies.ask(CELLS[0])   # interrupted mid-trial
+    records = {n0: {"status": "done", "objectives": {"a": 0.5, "b": 0.1}}, n1: {"status": "running"}}
+    reopened = _studies(tmp_path)           # a new driver, same storage
+    reopened.reconcile(CELLS[0], records, ["a", "b"])
+    study = reopened.studies[CELLS[0]]
+    assert study.trials[n0].state.name == "COMPLETE" and study.trials[n0].values == [0.5, 0.1]
+    assert study.trials[n1].state.name == "FAIL"
+    n2, lr2, mix2 = reopened.ask(CELLS[0])
+    assert (lr2, mix2) == (lr1, mix1) and n2 == 2
+
+
+def test_grid_sampler_covers_the_grid(tmp_path):
+    studies = _studies(tmp_path, sampler="grid", budget=4)
+    points = {studies.ask(CELLS[0])[1:] for _ in range(4)}
+    assert {round(lr, 8) for lr, _ in points} == {1e-4, 1e-2} and {m for _, m in points} == {0.0, 0.9}
+
+
+def test_pareto_mask_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        values = rng.integers(0, 5, size=(12, 2)).astype(float)
+        modes = ["min", "max"]
+        mask = results.pareto_mask(values, modes)
+        signed = values * [1, -1]
+        for i, j in itertools.product(range(12), repeat=2):
+            if np.all(signed[j] <= signed[i]) and np.any(signed[j] < signed[i]):
+                assert not mask[i]
+        for i in np.flatnonzero(~mask):
+            assert any(np.all(signed[j] <= signed[i]) and np.any(signed[j] < signed[i]) for j in range(12))
+
+
+def _fake_run(tmp_path):
+    spec = parse_spec({"name": "r", "models": [{"ref": "tiny"}], "storage": str(tmp_path)})
+    store = RunStore(spec.run_dir)
+    write_json(store.root / "spec.json", spec.model_dump(mode="json"))
+    store.save_baseline("tiny", {"model_ref": "tiny", "metrics": {"fidelity/tv": 0.9, "arithmetic/flexible_acc": 0.5}})
+    points = {"000": (0.5, 0.1), "001": (0.4, 0.2), "002": (0.6, 0.3), "003": (0.3, 0.05)}
+    for n, (cal, cap) in points.items():
+        store.write_trial({"key": f"tiny-soft-{n}", "cell": "tiny:soft", "model": "tiny", "method": "soft",
+                           "lr": 1e-3, "mix": 0.1, "status": "done", "optuna_number": int(n),
+                           "objectives": {"calibration_error": cal, "capability_loss": cap},
+                           "metrics": {"fidelity/tv": cal, "arithmetic/flexible_acc": 0.5 - cap},
+                           "train_metrics": {"loss": 1.0}})
+    store.write_trial({"key": "tiny-hard-000", "cell": "tiny:hard", "model": "tiny", "method": "hard",
+                       "lr": 1e-3, "mix": 0.1, "status": "running", "optuna_number": 0})
+    return store
+
+
+def test_results_frames_while_a_sweep_is_running(tmp_path):
+    store = _fake_run(tmp_path)
+    trials = results.trials(store.root)
+    assert len(trials) == 5 and set(trials["status"]) == {"done", "running"}
+    for column in ["key", "cell", "model", "method", "lr", "mix", "status", "calibration_error",
+                   "capability_loss", "fidelity/tv", "arithmetic/flexible_acc", "train/loss", "adapter_dir"]:
+        assert column in trials.columns
+    front = results.pareto(store.root)
+    # 000 (0.5, 0.1) and 002 are dominated by 003 (0.3, 0.05); 001 too
+    assert front["key"].tolist() == ["tiny-soft-003"]
+    base = results.baselines(store.root)
+    assert base.loc[0, "model"] == "tiny" and base.loc[0, "arithmetic/flexible_acc"] == 0.5
+
+
+def test_results_of_a_missing_sweep(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no spec.json"):
+        results.trials(tmp_path)
+
+
+def test_atomic_json_has_no_nan(tmp_path):
+    write_json(tmp_path / "x.json", {"a": float("nan"), "b": np.float64(1.5), "c": [np.int64(2)]})
+    assert read_json(tmp_path / "x.json") == {"a": None, "b": 1.5, "c": [2]}
+    assert not list(tmp_path.glob(".*.tmp"))

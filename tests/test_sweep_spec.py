@@ -1,0 +1,129 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.spec import SpecError, load_spec, parse_spec
+from orchestrator.sweep import main
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = {"name": "t", "models": [{"ref": "tiny"}]}
+
+
+def _with(path: str, value):
+    """GOOD with one field set (dotted path; numbers index lists); value None deletes the field."""
+    spec = copy.deepcopy(GOOD)
+    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+    node = spec
+    for k in keys[:-1]:
+        if isinstance(k, str) and k not in node:
+            node[k] = {}
+        node = node[k]
+    if value is None:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return spec
+
+
+MALFORMED = [
+    (_with("models", []), "models", "at least 1 item"),
+    (_with("models", None), "models", "Field required"),
+    (_with("models.0.ref", "./no/such/model"), "models.0.ref", "does not exist"),
+    (_with("models.0.ref", ""), "models.0.ref", "at least 1 character"),
+    (_with("models.0.weights", "x"), "models.0.weights", "unknown field"),
+    (_with("models.0.chat", {"thinking": False}), "models.0.chat", "unknown chat option"),
+    (_with("models.0.training", {"zero_stage": 4}), "models.0.training", "zero_stage"),
+    ({**GOOD, "models": [{"ref": "tiny"}, {"ref": "tiny"}]}, "models", "duplicate model name"),
+    (_with("methods", ["soft", "medium"]), "methods.1", "'soft' or 'hard'"),
+    (_with("methods", []), "methods", "at least 1 item"),
+    (_with("search.lr", {"low": 1e-2, "high": 1e-4, "log": True}), "search.lr", "must be < high"),
+    (_with("search.lr", {"low": -1.0, "high": 1e-4}), "search.lr", "must be > 0"),
+    (_with("search.lr", {"low": "fast", "high": 1e-4}), "search.lr.low", "valid number"),
+    (_with("search.mix", {"low": 0.2, "high": 1.0}), "search.mix", "[0, 1)"),
+    (_with("search.mix", {"low": -0.1, "high": 0.5}), "search.mix", "[0, 1)"),
+    (_with("search.mix", {"low": 0.5, "high": 0.5}), "search.mix", "must be < high"),
+    (_with("search.sampler", "cmaes"), "search.sampler", "'tpe', 'random' or 'grid'"),
+    (_with("objectives", [{"name": "accuracy"}]), "objectives.0.name", "unknown objective"),
+    (_with("objectives", [{"name": "calibration_error", "direction": "down"}]), "objectives.0.direction",
+     "'min' or 'max'"),
+    (_with("objectives", []), "objectives", "at least 1 item"),
+    (_with("objectives", [{"name": "sampled_w1"}]), "objectives", "evaluation.evals to include ['sampled']"),
+    (_with("trials_per_cell", 0), "trials_per_cell", "greater than or equal to 1"),
+    (_with("trials_per_cell", "many"), "trials_per_cell", "valid integer"),
+    (_with("training.zero_stage", 5), "training.zero_stage", "0, 1, 2 or 3"),
+    (_with("training.batch_size", 0), "training.batch_size", "greater than or equal to 1"),
+    (_with("training.families", ["gaussian", "zipf"]), "training.families", "unknown family"),
+    (_with("training.replay_jsonl", "/no/such/file.jsonl"), "training.replay_jsonl", "does not exist"),
+    (_with("training.learning_rate", 1e-3), "training.learning_rate", "unknown field"),
+    (_with("evaluation.engine", "tgi"), "evaluation.engine", "'vllm' or 'hf'"),
+    (_with("evaluation.splits", ["validation"]), "evaluation.splits", "non-empty subset"),
+    (_with("evaluation.evals", ["fidelity", "vibes"]), "evaluation.evals.1", "Input should be"),
+    (_with("evaluation.replicas", 0), "evaluation.replicas", "greater than or equal to 1"),
+    (_with("name", "has space"), "name", "should match pattern"),
+    (_with("seeds", [1, 2]), "seeds", "unknown field"),
+]
+
+
+@pytest.mark.parametrize("data,path,reason", MALFORMED, ids=[m[1] + ":" + m[2][:20] for m in MALFORMED])
+def test_malformed_spec_names_the_field(data, path, reason):
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, "bad.yaml")
+    message = str(info.value)
+    line = next((l for l in message.splitlines() if l.strip().startswith(path + ":")), None)
+    assert line is not None, message
+    assert reason in line, message
+
+
+def test_every_bad_field_is_reported_at_once():
+    data = _with("trials_per_cell", 0) | {"methods": ["x"], "bogus": 1}
+    message = str(pytest.raises(SpecError, parse_spec, data).value)
+    for path in ("trials_per_cell:", "methods.0:", "bogus:"):
+        assert path in message
+
+
+def test_not_a_mapping_and_bad_yaml(tmp_path):
+    with pytest.raises(SpecError, match="top level must be a mapping"):
+        parse_spec([1, 2])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="no such sweep spec"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("name", ["smoke.yaml", "local.yaml", "paper.yaml"])
+def test_shipped_specs_are_valid(name):
+    spec = load_spec(ROOT / "sweeps" / name)
+    assert len(spec.cells) == len(spec.models) * len(spec.methods) >= 2
+    assert [o.name for o in spec.objectives] == ["calibration_error", "capability_loss"]
+
+
+def test_paper_spec_covers_the_papers_models():
+    spec = load_spec(ROOT / "sweeps" / "paper.yaml")
+    assert len(spec.models) == 12 and spec.methods == ["soft", "hard"]
+    qwen = spec.models[0]
+    assert qwen.chat == {"enable_thinking": False}
+    assert spec.training_for("gemma-3-27b").zero_stage == 3 and spec.training_for("qwen3-0.6b").zero_stage == 0
+
+
+def test_cli_exits_2_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_with("search.mix", {"low": 0.0, "high": 1.5})))
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.sweep", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "search.mix: mix must lie in [0, 1)" in proc.stderr
+
+
+def test_validate_flag(capsys):
+    assert main([str(ROOT / "sweeps" / "smoke.yaml"), "--validate"]) == 0
+    assert "valid (2 cells x 3 trials)" in capsys.readouterr().out
+
+
+def test_resume_needs_an_existing_sweep(tmp_path, capsys):
+    assert main([str(ROOT / "sweeps" / "smoke.yaml"), "--storage", str(tmp_path), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
