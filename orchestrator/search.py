@@ -60,13 +60,15 @@ class CellStudies:
     def __init__(self, sweep: str, cells: list[Cell], directions: list[str], storage_url: str,
                  sampler: str, seed: int, budget: int, lr, mix):
         self.lr, self.mix = lr, mix
-        self.studies = {
-            c: optuna.create_study(
+        self.studies = {}
+        for i, c in enumerate(cells):
+            study = optuna.create_study(
                 study_name=f"{sweep}/{c.name}", storage=storage_url, load_if_exists=True,
-                directions=["minimize" if d == "min" else "maximize" for d in directions],
-                sampler=make_sampler(sampler, seed + i, budget, lr, mix))
-            for i, c in enumerate(cells)
-        }
+                directions=["minimize" if d == "min" else "maximize" for d in directions])
+            # A resumed study needs a sampler seeded afresh: the same seed would replay the first
+            # run's random start-up draws and repeat parameters already tried.
+            study.sampler = make_sampler(sampler, seed + 1000 * i + len(study.trials), budget, lr, mix)
+            self.studies[c] = study
 
     def ask(self, cell: Cell) -> tuple[int, float, float]:
         trial = self.studies[cell].ask({

@@ -116,3 +116,12 @@ def test_atomic_json_has_no_nan(tmp_path):
     write_json(tmp_path / "x.json", {"a": float("nan"), "b": np.float64(1.5), "c": [np.int64(2)]})
     assert read_json(tmp_path / "x.json") == {"a": None, "b": 1.5, "c": [2]}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_resumed_study_does_not_replay_its_first_draws(tmp_path):
+    first = _studies(tmp_path, sampler="random")
+    drawn = {first.ask(CELLS[0])[1:] for _ in range(2)}
+    for n in range(2):
+        first.tell(CELLS[0], n, [0.1, 0.2])
+    resumed = _studies(tmp_path, sampler="random")
+    assert resumed.ask(CELLS[0])[1:] not in drawn
