@@ -1,7 +1,8 @@
 """Capability replay and the arithmetic yardstick: problems generated offline with exact answers.
 
 Levels follow lm-eval's arithmetic tasks (2-4 digit addition/subtraction, 2-digit multiplication)
-and GSM8K's short multi-step word problems. Every problem carries a worked solution ending in
+and GSM8K's short multi-step word problems, plus single-digit addition so that the smallest models
+(e.g. SmolLM2-135M, which gets 2-digit sums wrong) still have an accuracy that tuning can lose. Every problem carries a worked solution ending in
 `#### <answer>` (GSM8K format), which is the completion replay training teaches.
 
 Training draws from `generate_problems`; evaluation from `heldout_problems`, a disjoint set (a problem
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-LEVELS = ("add2", "sub2", "add3", "sub3", "add4", "mul2", "word")
+LEVELS = ("add1", "add2", "sub2", "add3", "sub3", "add4", "mul2", "word")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class ArithmeticProblem:
 
 def _add(digits: int) -> Callable[[random.Random], ArithmeticProblem]:
     def make(rng: random.Random) -> ArithmeticProblem:
-        a, b = (rng.randrange(10 ** (digits - 1), 10 ** digits) for _ in range(2))
+        low = 10 ** (digits - 1) if digits > 1 else 0
+        a, b = (rng.randrange(low, 10 ** digits) for _ in range(2))
         return _binary(f"add{digits}", a, "+", b, a + b)
     return make
 
@@ -72,7 +74,7 @@ def _word(rng: random.Random) -> ArithmeticProblem:
     return ArithmeticProblem(question, str(final), solution, "word")
 
 
-_MAKERS = {"add2": _add(2), "sub2": _sub(2), "add3": _add(3), "sub3": _sub(3), "add4": _add(4),
+_MAKERS = {"add1": _add(1), "add2": _add(2), "sub2": _sub(2), "add3": _add(3), "sub3": _sub(3), "add4": _add(4),
            "mul2": _mul2, "word": _word}
 
 
@@ -87,10 +89,12 @@ def _draw(n: int, seed: int, levels: Sequence[str], heldout: bool) -> list[Arith
     rng = random.Random(f"arith-{seed}-{heldout}")
     out: list[ArithmeticProblem] = []
     seen: set[str] = set()
-    for _ in range(1000 * max(n, 1)):
+    for attempt in range(1000 * max(n, 1)):
         if len(out) == n:
             break
-        p = _MAKERS[levels[len(out) % len(levels)]](rng)
+        # levels in turn by attempt, so a small level (add1 has 100 problems) that runs out of new
+        # problems is skipped rather than retried forever
+        p = _MAKERS[levels[attempt % len(levels)]](rng)
         if _is_heldout(p.question) == heldout and p.question not in seen:
             seen.add(p.question)
             out.append(p)
