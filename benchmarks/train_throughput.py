@@ -1,0 +1,96 @@
+"""Tokens/s of the Ray Train + DeepSpeed path against a plain single-process PyTorch loop.
+
+Same model, data, batch and steps; the plain loop uses the same stream, loss, AdamW and cosine
+schedule. Prints both rates and their ratio (no pass/fail: timings on a shared machine are noisy).
+The Ray rate counts the training loop only (`wall_s` excludes worker start-up); end-to-end time of
+the fit, start-up included, is printed too.
+
+    DS_ACCELERATOR=cpu python benchmarks/train_throughput.py [--model DIR] [--steps 30] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+
+
+def plain_loop(cfg, steps: int) -> tuple[int, float]:
+    from transformers import get_cosine_schedule_with_warmup
+
+    from trainers.data import TrainingStream, collate
+    from trainers.losses import sparse_kl_loss
+    from trainers.model import load_model, load_tokenizer, param_groups
+
+    tokenizer = load_tokenizer(cfg.model)
+    torch.manual_seed(cfg.seed)
+    model = load_model(cfg, cfg.model).train()
+    stream = TrainingStream(cfg, tokenizer, world_size=1)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    sched = get_cosine_schedule_with_warmup(opt, int(round(cfg.warmup_ratio * steps)), steps)
+    tokens, start = 0, time.perf_counter()
+    for step in range(steps):
+        for micro in range(cfg.grad_accum):
+            batch = collate(stream.batch(step, micro, 0), tokenizer.pad_token_id)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss, _ = sparse_kl_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"])
+            (loss / cfg.grad_accum).backward()
+            tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    return tokens, time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=None, help="model dir (default: build the tiny offline model)")
+    p.add_argument("--method", default="soft")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--zero", type=int, default=0)
+    p.add_argument("--full", action="store_true")
+    args = p.parse_args()
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    tmp = tempfile.mkdtemp(prefix="cft-bench-")
+    model = args.model
+    if model is None:
+        from models.tiny import build_tiny_model
+        model = str(build_tiny_model(os.path.join(tmp, "tiny")))
+
+    from trainers.config import TrainConfig
+    from trainers.run import run_training
+
+    # the Ray run's global batch is batch_size x workers; the plain loop gets the same global batch
+    cfg = TrainConfig(model=model, method=args.method, lr=1e-3, families=["binomial", "gaussian"],
+                      prompts_per_family=4, epochs=1000, max_steps=args.steps, batch_size=args.batch_size,
+                      num_workers=args.workers, zero_stage=args.zero, lora=not args.full,
+                      checkpoint_every=args.steps)
+    plain_cfg = TrainConfig(**{**cfg.to_dict(), "batch_size": args.batch_size * args.workers, "num_workers": 1})
+    plain_tokens, plain_s = plain_loop(TrainConfig.from_dict(plain_cfg.to_dict()), args.steps)
+
+    import ray
+    ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+    start = time.perf_counter()
+    result = run_training(cfg, os.path.join(tmp, "out"), os.path.join(tmp, "ray"), "bench")
+    fit_s = time.perf_counter() - start
+    ray.shutdown()
+
+    m = result.metrics
+    plain_rate, ray_rate = plain_tokens / plain_s, m["tokens"] / m["wall_s"]
+    print(f"model={model} method={args.method} lora={cfg.lora} steps={args.steps} "
+          f"global_batch={args.batch_size * args.workers} workers={args.workers} zero={args.zero}")
+    print(f"plain PyTorch loop : {plain_tokens} tokens in {plain_s:.2f} s = {plain_rate:,.0f} tokens/s")
+    print(f"Ray Train+DeepSpeed: {m['tokens']} tokens in {m['wall_s']:.2f} s = {ray_rate:,.0f} tokens/s "
+          f"(fit incl. start-up: {fit_s:.1f} s)")
+    print(f"ratio (Ray+DeepSpeed / plain): {ray_rate / plain_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
