@@ -18,22 +18,7 @@ from evaluators.mcq import parse_letter, tv_from_uniform
 from evaluators.openrandom import support_size
 from evaluators.sampled import empirical_tv, sampled_fidelity
 from evaluators.settings import EvalSettings, ScorerSettings
-
-
-def make_adapter(model_dir, out_dir, seed, scale=0.5):
-    """A LoRA adapter with random (non-zero) B matrices: it must move every score."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
-                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"]))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0.0, scale)
-    model.save_pretrained(out_dir)
-    return str(out_dir)
+from evaluators.toy_models import random_adapter as make_adapter
 
 
 @pytest.fixture(scope="module")
