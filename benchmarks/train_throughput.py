@@ -76,7 +76,9 @@ def main() -> None:
     plain_tokens, plain_s = plain_loop(TrainConfig.from_dict(plain_cfg.to_dict()), args.steps)
 
     import ray
-    ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+
+    from trainers.ray_local import init_local_ray
+    init_local_ray()
     start = time.perf_counter()
     result = run_training(cfg, os.path.join(tmp, "out"), os.path.join(tmp, "ray"), "bench")
     fit_s = time.perf_counter() - start

@@ -37,8 +37,10 @@ RUNS = {
 def ray_cluster():
     import ray
 
+    from trainers.ray_local import init_local_ray
+
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
-    ray.init(num_cpus=4, include_dashboard=False)
+    init_local_ray(num_cpus=4)
     yield
     ray.shutdown()
 

@@ -50,13 +50,14 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def init_ray(address: str | None) -> None:
-    import ray
-
     if address:
+        import ray
+
         ray.init(address=address)
     else:
-        # a 2-core machine cannot place a driver plus 1-CPU workers otherwise (see STACK.md)
-        ray.init(num_cpus=max(4, os.cpu_count() or 1))
+        from trainers.ray_local import init_local_ray
+
+        init_local_ray()
 
 
 def main(argv: list[str] | None = None) -> int:
