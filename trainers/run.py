@@ -30,6 +30,10 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
     config.validate()
     storage_path = os.path.abspath(os.path.expanduser(storage_path))
     fault = Fault.from_env(os.path.join(storage_path, name, ".fault_injected"))
+    # run_config_kwargs (e.g. callbacks=[TuneReportCallback()]) may override these defaults
+    run_settings = {"name": name, "storage_path": storage_path,
+                    "failure_config": FailureConfig(max_failures=failure_max),
+                    "checkpoint_config": CheckpointConfig(num_to_keep=2), **(run_config_kwargs or {})}
     resources = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
         resources["GPU"] = 1
@@ -39,10 +43,7 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
                                      resources_per_worker=resources),
-        run_config=RunConfig(name=name, storage_path=storage_path,
-                             failure_config=FailureConfig(max_failures=failure_max),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             **(run_config_kwargs or {})),
+        run_config=RunConfig(**run_settings),
     )
     result = trainer.fit()
     if result.error is not None:
