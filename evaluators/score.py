@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+from contextlib import contextmanager
 
 from evaluators.settings import ENGINES, EVALS, EvalSettings, ScorerSettings
 
@@ -76,6 +77,31 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    with stdout_to_stderr():   # Ray, vLLM and DeepSpeed print on stdout; keep it for the result
+        status, result = run(args, scorer_settings, eval_settings)
+    if result is not None:
+        if args.json:
+            json.dump(result, sys.stdout, indent=1, default=str)
+            print()
+        else:
+            print_summary(result)
+    return status
+
+
+@contextmanager
+def stdout_to_stderr():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run(args, scorer_settings: ScorerSettings, eval_settings: EvalSettings) -> tuple[int, dict | None]:
     import ray
     from ray import serve
 
@@ -88,21 +114,14 @@ def main(argv=None) -> int:
             handle = start_scorer(scorer_settings)
         except Exception as err:
             print(f"error: the {args.engine} engine failed to start for {args.model!r}: {err}", file=sys.stderr)
-            return 3
-        result = evaluate(handle, eval_settings, args.adapter)
-        if args.json:
-            json.dump(result, sys.stdout, indent=1, default=str)
-            print()
-        else:
-            print_summary(result)
-        return 0
+            return 3, None
+        return 0, evaluate(handle, eval_settings, args.adapter)
     except Exception as err:
         print(f"error: evaluation failed: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
+        return 1, None
     finally:
         serve.shutdown()
         ray.shutdown()
-
 
 if __name__ == "__main__":
     sys.exit(main())
