@@ -73,7 +73,11 @@ def main() -> None:
                       num_workers=args.workers, zero_stage=args.zero, lora=not args.full,
                       checkpoint_every=args.steps)
     plain_cfg = TrainConfig(**{**cfg.to_dict(), "batch_size": args.batch_size * args.workers, "num_workers": 1})
-    plain_tokens, plain_s = plain_loop(TrainConfig.from_dict(plain_cfg.to_dict()), args.steps)
+    # Ray gives each worker OMP_NUM_THREADS = its CPUs (1 here); give the plain loop as many threads in all,
+    # else on a busy 2-core machine torch's default threads oversubscribe and the comparison is unfair
+    threads = args.workers * max(1, int(cfg.cpus_per_worker))
+    torch.set_num_threads(threads)
+    plain_tokens, plain_s = plain_loop(plain_cfg, args.steps)
 
     import ray
 
@@ -88,7 +92,7 @@ def main() -> None:
     plain_rate, ray_rate = plain_tokens / plain_s, m["tokens"] / m["wall_s"]
     print(f"model={model} method={args.method} lora={cfg.lora} steps={args.steps} "
           f"global_batch={args.batch_size * args.workers} workers={args.workers} zero={args.zero}")
-    print(f"plain PyTorch loop : {plain_tokens} tokens in {plain_s:.2f} s = {plain_rate:,.0f} tokens/s")
+    print(f"plain PyTorch loop ({threads} thread(s)): {plain_tokens} tokens in {plain_s:.2f} s = {plain_rate:,.0f} tokens/s")
     print(f"Ray Train+DeepSpeed: {m['tokens']} tokens in {m['wall_s']:.2f} s = {ray_rate:,.0f} tokens/s "
           f"(fit incl. start-up: {fit_s:.1f} s)")
     print(f"ratio (Ray+DeepSpeed / plain): {ray_rate / plain_rate:.2f}")
