@@ -24,21 +24,18 @@ def connect(spec, address: str | None = None) -> str:
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")  # ~10x faster Train reports
     address = address or spec.ray_address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():  # e.g. several sweeps from one Python process (benchmarks)
+        return "Ray: reusing this process's connection"
     if address:
-        ctx = ray.init(address=address, ignore_reinit_error=True)
+        ctx = ray.init(address=address)
     else:
+        from trainers.ray_local import init_local_ray
+
         concurrent = spec.max_concurrent_trials or 1
         needed = scorer_cpus(spec) + concurrent * trial_cpus(spec) + 1  # +1: Serve proxy and controller
-        ctx = ray.init(num_cpus=max(4, math.ceil(needed)), include_dashboard=True,
-                       ignore_reinit_error=True, runtime_env={"env_vars": _forwarded_env()})
+        ctx = init_local_ray(num_cpus=max(4, math.ceil(needed)))
     url = getattr(ctx, "dashboard_url", None)
     return f"Ray dashboard: http://{url}" if url else "Ray dashboard: (not running)"
-
-
-def _forwarded_env() -> dict[str, str]:
-    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DS_ACCELERATOR", "CFT_CACHE",
-            "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "VLLM_CPU_KVCACHE_SPACE")
-    return {k: os.environ[k] for k in keys if k in os.environ}
 
 
 def max_concurrent_trials(spec) -> int:

@@ -13,21 +13,30 @@ import os
 import socket
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(preferred: int = 0) -> int:
+    """`preferred` if it is free (8265: the dashboard's usual port), else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
 
 
-def init_local_ray(num_cpus: int | None = None, **kwargs) -> None:
+FORWARDED_ENV = ("DS_ACCELERATOR", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                 "CFT_CACHE", "VLLM_CPU_KVCACHE_SPACE")
+
+
+def init_local_ray(num_cpus: int | None = None, **kwargs):
+    """Start the embedded local Ray; returns ray.init's context (its dashboard_url included)."""
     import ray
 
     # a 2-core machine cannot place a Tune/Train driver plus 1-CPU workers otherwise (STACK.md)
     num_cpus = num_cpus or max(4, os.cpu_count() or 1)
-    port = free_port()
+    port = free_port(preferred=8265)
     env = {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
-    for name in ("DS_ACCELERATOR", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_port=port,
-             runtime_env={"env_vars": env}, **kwargs)
+    env.update({name: os.environ[name] for name in FORWARDED_ENV if name in os.environ})
+    return ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_port=port,
+                    runtime_env={"env_vars": env}, **kwargs)
