@@ -82,14 +82,16 @@ def quantile_w1(samples: np.ndarray, dist) -> float:
 
 
 def _chi_square(samples: np.ndarray, dist) -> tuple[float, float]:
-    """Pearson chi-square over the integer support, adjacent values pooled until each bin expects >= 5."""
-    lo, hi = int(samples.min()), int(samples.max())
-    lo, hi = min(lo, int(dist.ppf(0.001))), max(hi, int(dist.ppf(0.999)))
+    """Pearson chi-square over the integers of the [ppf(.001), ppf(.999)] window, each edge bin taking
+    its tail (samples beyond the window count there, so a wild sample cannot blow up the bin array);
+    adjacent values are pooled until each bin expects >= 5."""
+    n = len(samples)
+    lo, hi = int(np.floor(dist.ppf(0.001))), int(np.ceil(dist.ppf(0.999)))
     support = np.arange(lo, hi + 1)
-    expected = dist.pmf(support) * len(samples)
-    expected[0] += dist.cdf(lo - 1) * len(samples)
-    expected[-1] += dist.sf(hi) * len(samples)
-    observed = np.bincount((samples - lo).astype(int), minlength=len(support)).astype(float)
+    expected = dist.pmf(support) * n
+    expected[0] += dist.cdf(lo - 1) * n
+    expected[-1] += dist.sf(hi) * n
+    observed = np.bincount((np.clip(samples, lo, hi) - lo).astype(int), minlength=len(support)).astype(float)
     obs_bins, exp_bins, o_acc, e_acc = [], [], 0.0, 0.0
     for o, e in zip(observed, expected):
         o_acc, e_acc = o_acc + o, e_acc + e

@@ -89,3 +89,10 @@ def test_family_balanced_weights_families_equally_and_skips_nan():
     rows = [{"family": "a", "x": 1.0}, {"family": "a", "x": 3.0}, {"family": "b", "x": 10.0},
             {"family": "c", "x": float("nan")}]
     assert family_balanced(rows, ["x"])["x"] == pytest.approx((2.0 + 10.0) / 2)
+
+
+def test_wild_integer_samples_do_not_blow_up_the_chi_square():
+    """A garbage model saying 17121561715 for a Poisson: still a valid integer in the support."""
+    prompt = make_prompt("poisson", {"lambda": 4.0})
+    m = sample_metrics(prompt, ["3", "4", "17121561715", "5"] * 50)
+    assert m["valid_rate"] == 1.0 and m["gof_pvalue"] < 1e-6 and m["mean_error"] > 1e9
