@@ -12,15 +12,13 @@ from collections import Counter
 
 import numpy as np
 
-from cft.families import get_family
-from cft.metrics import parse_number, quantile_w1, sample_metrics
+from cft.metrics import sample_metrics
 from cft.output_space import OutputSpace, build_output_space
 from cft.splits import TaskPrompt
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest
 from evaluators.fidelity import split_prompts, split_summary
 
-MAX_GOF_SPAN = 1_000_000   # integer samples spread wider than this skip the chi-square test
 METRICS = ("valid_rate", "support_violation_rate", "mean_error", "variance_error", "w1", "tv")
 
 
@@ -46,34 +44,8 @@ def sampled_fidelity(scorer: Scorer, prompts: list[TaskPrompt], n: int, adapter:
     for prompt, outs in zip(prompts, sample_completions(scorer, prompts, n, adapter, seed, max_tokens)):
         space = build_output_space(prompt, num_decimals, max_bins)
         rows.append({"split": prompt.split, "family": prompt.family, "key": prompt.key,
-                     **guarded_sample_metrics(prompt, outs), "tv": empirical_tv(space, outs)})
+                     **sample_metrics(prompt, outs), "tv": empirical_tv(space, outs)})
     return rows
-
-
-def guarded_sample_metrics(prompt: TaskPrompt, completions: list[str]) -> dict[str, float]:
-    """cft.metrics.sample_metrics, except when valid integer samples span an absurd range (a garbage
-    model saying "17121561715" for a Poisson): its chi-square allocates an array over the whole span and
-    runs out of memory. There the same metrics are computed here, with the goodness-of-fit left NaN."""
-    fam = get_family(prompt.family)
-    numbers = np.array([v for v in map(parse_number, completions) if v is not None], dtype=float)
-    lo, hi = fam.support(prompt.param_dict)
-    inside = np.ones(len(numbers), dtype=bool)
-    if lo is not None:
-        inside &= numbers >= lo
-    if hi is not None:
-        inside &= numbers <= hi
-    if fam.integer:
-        inside &= numbers == np.round(numbers)
-    valid = numbers[inside]
-    if not fam.integer or len(valid) == 0 or np.ptp(valid) <= MAX_GOF_SPAN:
-        return sample_metrics(prompt, completions)
-    dist, n = fam.frozen(prompt.param_dict), len(completions)
-    moment = lambda x: float(x) if np.isfinite(x) else float("nan")
-    return {"n_samples": float(n), "valid_rate": len(valid) / n,
-            "support_violation_rate": float((~inside).sum()) / n,
-            "mean_error": abs(valid.mean() - moment(dist.mean())),
-            "variance_error": abs(valid.var() - moment(dist.var())) if len(valid) > 1 else float("nan"),
-            "w1": quantile_w1(valid, dist), "gof_stat": float("nan"), "gof_pvalue": float("nan")}
 
 
 def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict], dict[str, float]]:

@@ -138,13 +138,11 @@ def test_cli_reports_bad_arguments_before_starting_anything(args, message, tiny_
 
 
 def test_huge_integer_samples_score_without_exhausting_memory():
-    from evaluators.sampled import guarded_sample_metrics
-
-    prompt = make_prompt("poisson", {"lambda": 4.0})
-    row = guarded_sample_metrics(prompt, ["3", "5", "17121561715", "x"])
-    assert row["valid_rate"] == 0.75 and row["support_violation_rate"] == 0.0
-    assert np.isnan(row["gof_stat"]) and row["w1"] > 1e9
+    """sampled.py scores with cft.metrics.sample_metrics, whose chi-square pools wild samples into
+    its edge bins instead of allocating an array up to them."""
     from cft.metrics import sample_metrics
 
-    normal = ["3", "5", "4", "x"] * 10
-    assert guarded_sample_metrics(prompt, normal) == pytest.approx(sample_metrics(prompt, normal), nan_ok=True)
+    prompt = make_prompt("poisson", {"lambda": 4.0})
+    row = sample_metrics(prompt, ["3", "5", "17121561715", "x"] * 20)
+    assert row["valid_rate"] == 0.75 and row["support_violation_rate"] == 0.0
+    assert row["w1"] > 1e9 and row["gof_pvalue"] < 1e-6
