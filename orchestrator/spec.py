@@ -157,6 +157,15 @@ class TrainingSpec(Strict):
     replay_jsonl: str | None = None
     checkpoint_every: int = Field(50, ge=1)
 
+    @field_validator("lora")
+    @classmethod
+    def _lora_only(cls, lora: bool) -> bool:
+        if not lora:
+            raise ValueError("full fine-tuning is not supported in sweeps yet: each scorer app serves one "
+                             "base model and loads trials as LoRA adapters (python -m trainers.train --full "
+                             "trains one full model)")
+        return lora
+
     @field_validator("families")
     @classmethod
     def _known_families(cls, families):

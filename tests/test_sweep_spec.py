@@ -59,6 +59,7 @@ MALFORMED = [
     (_with("training.families", ["gaussian", "zipf"]), "training.families", "unknown family"),
     (_with("training.replay_jsonl", "/no/such/file.jsonl"), "training.replay_jsonl", "does not exist"),
     (_with("training.learning_rate", 1e-3), "training.learning_rate", "unknown field"),
+    (_with("training.lora", False), "training.lora", "full fine-tuning is not supported in sweeps"),
     (_with("evaluation.engine", "tgi"), "evaluation.engine", "'vllm' or 'hf'"),
     (_with("evaluation.splits", ["validation"]), "evaluation.splits", "non-empty subset"),
     (_with("evaluation.evals", ["fidelity", "vibes"]), "evaluation.evals.1", "Input should be"),
