@@ -40,6 +40,13 @@ def start_scorers(spec: SweepSpec, model_paths: dict[str, str]) -> dict[str, str
     return names
 
 
+def stop_scorers(app_names: dict[str, str]) -> None:
+    from evaluators.service import stop_scorer
+
+    for name in app_names.values():
+        stop_scorer(name)
+
+
 def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]) -> dict[str, dict]:
     """Evaluate each base model once; a resumed sweep reuses the saved scores."""
     from ray import serve

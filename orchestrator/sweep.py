@@ -52,7 +52,7 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
 
 def run(spec: SweepSpec, address: str | None = None, resume: bool = False):
     from orchestrator import cluster
-    from orchestrator.scoring import ensure_baselines, resolve_models, start_scorers
+    from orchestrator.scoring import ensure_baselines, resolve_models, start_scorers, stop_scorers
     from orchestrator.tuning import run_tune
 
     store = prepare_run_dir(spec, resume)
@@ -60,8 +60,11 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False):
     t0 = time.time()
     model_paths = resolve_models(spec)
     app_names = start_scorers(spec, model_paths)
-    baselines = ensure_baselines(spec, store, app_names)
-    run_tune(spec, store, model_paths, app_names, baselines)
+    try:
+        baselines = ensure_baselines(spec, store, app_names)
+        run_tune(spec, store, model_paths, app_names, baselines)
+    finally:  # free the replicas' resources for whatever runs next on this cluster
+        stop_scorers(app_names)
     front = write_report(store.root)
     objectives = [o.name for o in spec.objectives]
     print(f"\nSweep {spec.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
