@@ -25,8 +25,11 @@ class ScorerDeployment:
         from evaluators.engines import make_engine
 
         self._settings = settings
-        self.engine = make_engine(ScorerSettings(**settings))
+        scorer = ScorerSettings(**settings)
+        self.engine = make_engine(scorer)
         self.lock = threading.Lock()   # engines are not thread-safe: one engine call at a time
+        for batched in (self._score, self._generate, self._top_probs):
+            batched.set_max_batch_size(scorer.max_batch_size)
 
     def settings(self) -> dict:
         return self._settings
