@@ -16,7 +16,7 @@ class ModelNotFound(ValueError):
 
 
 def looks_like_path(ref: str) -> bool:
-    return ref.startswith(("/", "./", "../", "~")) or Path(ref).exists() or ref.count("/") > 1
+    return ref.startswith(("/", ".", "~")) or Path(ref).exists() or ref.count("/") > 1
 
 
 def resolve_model(ref: str) -> str:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cft.families import FAMILIES
-from cft.splits import SELECTIONS, SPLITS
+from cft.splits import SPLITS
 from models.resolve import ALIASES, looks_like_path
 
 # Objectives a spec can optimise: name -> (summary metric it reads, natural direction).

@@ -6,6 +6,8 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 
+from models.resolve import looks_like_path
+
 METHODS = ("soft", "hard")
 SPLITS = ("train", "test_unseen_params", "test_ood_family")
 
@@ -89,11 +91,6 @@ class TrainConfig:
         d = dict(d)
         d["lora_target_modules"] = tuple(d.get("lora_target_modules", cls.lora_target_modules))
         return cls(**d)
-
-
-def looks_like_path(ref: str) -> bool:
-    """A local path rather than a hub id ("org/name"): absolute, relative with ./ or ~, or existing."""
-    return ref.startswith(("/", "./", "../", "~", ".")) or os.path.exists(ref)
 
 
 def _positive(cfg: TrainConfig, *names: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import torch
 
@@ -10,11 +9,9 @@ from trainers.config import TrainConfig
 
 
 def resolve_model(ref: str) -> str:
-    """An alias, local path or hub id -> something `from_pretrained` loads (models.resolve when present)."""
-    try:
-        from models.resolve import resolve_model as resolve
-    except ImportError:
-        return os.path.expanduser(ref)
+    """An alias, local path or hub id -> something `from_pretrained` loads."""
+    from models.resolve import resolve_model as resolve
+
     return str(resolve(ref))
 
 
