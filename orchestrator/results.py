@@ -21,19 +21,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator.store import RunStore, read_json
+from orchestrator.store import RunStore
 
 BASE_COLUMNS = ["key", "cell", "model", "model_ref", "method", "lr", "mix", "status"]
 TAIL_COLUMNS = ["adapter_dir", "train_wall_s", "eval_wall_s", "error"]
 
 
 def _objectives(path) -> list[tuple[str, str]]:
-    spec = read_json(Path(path) / "spec.json")
+    spec = RunStore(path).saved_spec()
     if spec is None:
         raise FileNotFoundError(f"{path} holds no sweep (no spec.json)")
-    from orchestrator.spec import SweepSpec
-
-    return [(o.name, o.mode) for o in SweepSpec.model_validate(spec).objectives]
+    return [(o.name, o.mode) for o in spec.objectives]
 
 
 def trials(path: str | Path) -> pd.DataFrame:

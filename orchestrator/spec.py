@@ -245,10 +245,12 @@ class SweepSpec(Strict):
             raise ValueError(f"objectives: need evaluation.evals to include {missing}")
         return self
 
+    def model(self, label: str) -> ModelSpec:
+        return next(m for m in self.models if m.label == label)
+
     def training_for(self, label: str) -> TrainingSpec:
         """The sweep's training settings with the model's own overrides applied."""
-        model = next(m for m in self.models if m.label == label)
-        return TrainingSpec.model_validate(self.training.model_dump() | model.training)
+        return TrainingSpec.model_validate(self.training.model_dump() | self.model(label).training)
 
     @property
     def run_dir(self) -> str:

@@ -74,6 +74,15 @@ class RunStore:
             return []
         return [json.loads(p.read_text()) for p in sorted(self.trials_dir.glob("*.json"))]
 
+    def saved_spec(self):
+        """The SweepSpec this run directory was started with, or None."""
+        data = read_json(self.root / "spec.json")
+        if data is None:
+            return None
+        from orchestrator.spec import SweepSpec
+
+        return SweepSpec.model_validate(data)
+
     def baselines(self) -> dict:
         return read_json(self.root / "baselines.json", {})
 

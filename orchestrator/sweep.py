@@ -36,17 +36,17 @@ def parse_args(argv):
 def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
     """Create the run directory, or check that an existing one holds this same sweep."""
     store = RunStore(spec.run_dir)
-    saved = store.root / "spec.json"
-    if saved.exists():
-        old = SweepSpec.model_validate_json(saved.read_text())
-        if old.model_dump() != spec.model_dump():
-            diff = sorted(k for k in spec.model_dump() if old.model_dump().get(k) != spec.model_dump()[k])
+    old = store.saved_spec()
+    if old is not None:
+        before, now = old.model_dump(), spec.model_dump()
+        if before != now:
+            diff = sorted(k for k in now if before.get(k) != now[k])
             raise SpecError(f"{store.root} holds sweep {old.name!r} with a different spec (fields: "
                             f"{', '.join(diff)}); use another name or storage to start a new sweep")
     elif resume:
         raise SpecError(f"--resume: nothing to resume at {store.root}")
     else:
-        write_json(saved, spec.model_dump(mode="json"))
+        write_json(store.root / "spec.json", spec.model_dump(mode="json"))
     return store
 
 

@@ -28,7 +28,7 @@ def train_config(spec: SweepSpec, label: str, model_path: str, method: str, lr: 
     from trainers.config import TrainConfig
 
     t = spec.training_for(label)
-    chat = next(m for m in spec.models if m.label == label).chat
+    chat = spec.model(label).chat
     return TrainConfig(
         model=model_path, method=method, lr=lr, mix=mix, epochs=t.epochs, max_steps=t.max_steps,
         batch_size=t.batch_size, grad_accum=t.grad_accum, warmup_ratio=t.warmup_ratio,
@@ -72,7 +72,7 @@ def run_trial(config: dict, context: TrialContext) -> None:
         tune.report(tune_metrics(previous))
         return
     spec, label = context.spec, config["model"]
-    model = next(m for m in spec.models if m.label == label)
+    model = spec.model(label)
     record = {"key": key, "cell": f"{label}:{config['method']}", "model": label, "model_ref": model.ref,
               "method": config["method"], "lr": config["lr"], "mix": config["mix"],
               "optuna_number": config["optuna_number"], "status": "running", "started_at": time.time()}

@@ -1,7 +1,6 @@
 """The smoke sweep end to end on a local Ray: killed mid-sweep, resumed, finished with every planned
 trial run exactly once. Real Ray Tune, Ray Train + DeepSpeed, Serve and Optuna; tiny offline model."""
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 
 import orchestrator.results as results
 from orchestrator.spec import load_spec
+from orchestrator.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -23,13 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def _records(run_dir: Path) -> list[dict]:
-    out = []
-    for p in sorted((run_dir / "trials").glob("*.json")):
-        try:
-            out.append(json.loads(p.read_text()))
-        except json.JSONDecodeError:  # cannot happen with atomic writes; fail loudly if it does
-            raise AssertionError(f"half-written record {p}")
-    return out
+    return RunStore(run_dir).trial_records()
 
 
 def _kill_session(sid: int) -> None:
