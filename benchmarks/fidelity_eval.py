@@ -4,7 +4,7 @@
         [--num-decimals 5] [--max-bins 1001]
 
 Without --model it builds the tiny offline model and fine-tunes it for a few seconds on the 42 prompts
-(evaluators/toy_models.py), so that it puts mass on the support. Prints, from one run, the wall time
+(models/toy.py), so that it puts mass on the support. Prints, from one run, the wall time
 of each method and their ratio, and the family-balanced W1 and TV of each with the gap between them.
 No pass/fail: timings depend on the host.
 """
@@ -46,7 +46,7 @@ def selected_prompts():
 
 
 def toy_model(args, prompts, workdir: str) -> str:
-    from evaluators.toy_models import ToyTraining, train_toy_model
+    from models.toy import ToyTraining, train_toy_model
     from models.tiny import build_tiny_model
 
     base = build_tiny_model(os.path.join(workdir, "tiny"))

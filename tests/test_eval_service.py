@@ -16,8 +16,8 @@ from evaluators.evaluate import evaluate
 from evaluators.fidelity import value_distributions
 from evaluators.sampled import sample_completions
 from evaluators.settings import EvalSettings, ScorerSettings
-from evaluators.toy_models import ToyTraining, train_toy_model
-from evaluators.toy_models import random_adapter as make_adapter
+from models.toy import ToyTraining, train_toy_model
+from models.toy import random_adapter as make_adapter
 
 pytestmark = pytest.mark.integration
 

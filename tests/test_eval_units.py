@@ -18,7 +18,7 @@ from evaluators.mcq import parse_letter, tv_from_uniform
 from evaluators.openrandom import support_size
 from evaluators.sampled import empirical_tv, sampled_fidelity
 from evaluators.settings import EvalSettings, ScorerSettings
-from evaluators.toy_models import random_adapter as make_adapter
+from models.toy import random_adapter as make_adapter
 
 
 @pytest.fixture(scope="module")
