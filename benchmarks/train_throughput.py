@@ -70,9 +70,9 @@ def main() -> None:
     # the Ray run's global batch is batch_size x workers; the plain loop gets the same global batch
     cfg = TrainConfig(model=model, method=args.method, lr=1e-3, families=["binomial", "gaussian"],
                       prompts_per_family=4, epochs=1000, max_steps=args.steps, batch_size=args.batch_size,
-                      num_workers=args.workers, zero_stage=args.zero, lora=not args.full,
+                      workers_per_trial=args.workers, zero_stage=args.zero, lora=not args.full,
                       checkpoint_every=args.steps)
-    plain_cfg = TrainConfig(**{**cfg.to_dict(), "batch_size": args.batch_size * args.workers, "num_workers": 1})
+    plain_cfg = cfg.model_copy(update={"batch_size": args.batch_size * args.workers, "workers_per_trial": 1})
     # Ray gives each worker OMP_NUM_THREADS = its CPUs (1 here); give the plain loop as many threads in all,
     # else on a busy 2-core machine torch's default threads oversubscribe and the comparison is unfair
     threads = args.workers * max(1, int(cfg.cpus_per_worker))

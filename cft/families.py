@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Annotated, Callable
 
+from pydantic import AfterValidator, Field
 from scipy import stats
 
 Params = dict[str, float]
@@ -257,3 +258,14 @@ def get_family(name: str) -> Family:
     except KeyError:
         raise InvalidParameters(
             f"unknown family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None
+
+
+def check_family_names(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown family(ies) {unknown}; known: {', '.join(sorted(FAMILIES))}")
+    return names
+
+
+# A config field holding family names: non-empty (omit it for all families), each name known.
+FamilyNames = Annotated[list[str], Field(min_length=1), AfterValidator(check_family_names)]

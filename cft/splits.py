@@ -19,6 +19,7 @@ import yaml
 from cft.families import Family, Params, get_family
 
 SPLITS = ("train", "test_unseen_params", "test_ood_family")
+EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")   # never trained on
 SELECTIONS = ("full", "selected")
 
 

@@ -19,8 +19,8 @@ from trainers.run import run_training
 pytestmark = pytest.mark.integration
 
 SMALL = dict(method="soft", lr=1e-2, families=["binomial"], prompts_per_family=1, batch_size=4,
-             num_workers=2, epochs=100, max_steps=6, checkpoint_every=2, lora_dropout=0.0)
-ONE_PROMPT = dict(families=["binomial"], prompts_per_family=1, batch_size=8, num_workers=2, epochs=1000,
+             workers_per_trial=2, epochs=100, max_steps=6, checkpoint_every=2, lora_dropout=0.0)
+ONE_PROMPT = dict(families=["binomial"], prompts_per_family=1, batch_size=8, workers_per_trial=2, epochs=1000,
                   lora=False)  # binomial(n=5, p=0.2): six values
 RUNS = {
     "z0-lora": dict(SMALL, zero_stage=0, lora=True, mix=0.3),
@@ -60,7 +60,7 @@ def fit(ray_cluster, tiny_model_dir, tmp_path_factory):
 
 def probe_logprobs(model, cfg: TrainConfig, tokenizer) -> list[float]:
     """The log-probs the worker reports as `probe_logprobs`, recomputed on a loaded model."""
-    example = TrainingStream(cfg, tokenizer, cfg.num_workers).probe()
+    example = TrainingStream(cfg, tokenizer, cfg.workers_per_trial).probe()
     batch = collate([example], tokenizer.pad_token_id)
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[0]
@@ -125,7 +125,7 @@ def _base(cfg):
 def test_replay_fraction_of_a_mixed_run(fit, tiny_tokenizer):
     cfg, result = fit("z0-lora")
     m = result.metrics
-    stream = TrainingStream(cfg, tiny_tokenizer, cfg.num_workers)
+    stream = TrainingStream(cfg, tiny_tokenizer, cfg.workers_per_trial)
     planned = [stream.items[p].kind for s in range(cfg.max_steps) for r in range(2) for p in stream.positions(s, 0, r)]
     assert m["examples"] == len(planned)
     # the workers consumed exactly the planned stream, whose replay share is 0.3 within sampling error

@@ -1,100 +1,89 @@
-"""The settings of one training run, validated before anything starts."""
+"""The settings of one training run: the only place each training setting is declared.
+
+The sweep spec embeds this model as its `training:` section (per-model and per-method overrides are
+merged by pydantic), a trial fills in model/method/lr/mix/seed/chat with `model_copy(update=...)`, Ray
+Train hands the model itself to every worker, and `python -m trainers.train` builds its flags from the
+fields (cft.cli). Field constraints are the only validation.
+"""
 
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cft.families import FamilyNames
+from cft.prompts import ChatOptions
+from cft.splits import SPLITS
 from models.resolve import looks_like_path
 
-METHODS = ("soft", "hard")
-SPLITS = ("train", "test_unseen_params", "test_ood_family")
+Method = Literal["soft", "hard"]
 
 
-@dataclass
-class TrainConfig:
-    model: str
-    method: str  # "soft" | "hard"
-    lr: float = 2e-4
-    mix: float = 0.0  # fraction of the training stream that is replay (capability-preserving) data
-    epochs: float = 1.0
-    max_steps: int | None = None  # caps the total optimizer steps
-    batch_size: int = 8  # per worker, per micro-step
-    grad_accum: int = 1
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.01
-    lora: bool = True
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    zero_stage: int = 0
-    num_workers: int = 1
-    use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    split: str = "train"
-    families: list[str] | None = None
-    prompts_per_family: int | None = None
-    num_decimals: int = 5
-    max_bins: int = 1001
-    hard_samples_per_prompt: int = 16
-    replay_pool: int = 2000
-    replay_jsonl: str | None = None
-    checkpoint_every: int = 50
-    seed: int = 0
-    chat: dict = field(default_factory=dict)  # ChatOptions kwargs
+class TrainConfig(BaseModel):
+    """Training settings (trainers.config.TrainConfig)."""
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
-        if self.method not in METHODS:
-            raise ValueError(f"method: unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr: learning rate must be a finite number > 0 (got {self.lr!r})")
-        if not 0.0 <= self.mix < 1.0:
-            raise ValueError(f"mix: replay fraction must be in [0, 1) (got {self.mix!r})")
-        if looks_like_path(self.model) and not os.path.exists(os.path.expanduser(self.model)):
-            raise ValueError(f"model: local model path does not exist: {self.model}")
-        if not self.model:
-            raise ValueError("model: empty model reference")
-        _positive(self, "epochs", "batch_size", "grad_accum", "num_workers", "checkpoint_every",
-                  "hard_samples_per_prompt", "replay_pool", "max_bins", "cpus_per_worker")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps: must be >= 1 or None (got {self.max_steps})")
-        if self.prompts_per_family is not None and self.prompts_per_family < 1:
-            raise ValueError(f"prompts_per_family: must be >= 1 or None (got {self.prompts_per_family})")
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"zero_stage: must be 0, 1, 2 or 3 (got {self.zero_stage})")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio: must be in [0, 1) (got {self.warmup_ratio})")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay: must be >= 0 (got {self.weight_decay})")
-        if self.lora and (self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1
-                          or not self.lora_target_modules):
-            raise ValueError("lora_r/lora_alpha/lora_dropout/lora_target_modules: need r >= 1, alpha > 0, "
-                             f"dropout in [0, 1) and target modules (got {self.lora_r}, {self.lora_alpha}, "
-                             f"{self.lora_dropout}, {self.lora_target_modules})")
-        if self.split not in SPLITS:
-            raise ValueError(f"split: unknown split {self.split!r}; expected one of {', '.join(SPLITS)}")
-        if self.num_decimals < 0:
-            raise ValueError(f"num_decimals: must be >= 0 (got {self.num_decimals})")
-        if self.replay_jsonl is not None and not os.path.exists(self.replay_jsonl):
-            raise ValueError(f"replay_jsonl: file does not exist: {self.replay_jsonl}")
+    # What to train: set per trial by the sweep (from models, methods, the search and the seed).
+    model: str = Field("", description="HF id, alias (tiny, smollm2-135m-instruct) or local path")
+    method: Method = Field("soft", description="soft (trie KL targets) or hard (sampled completions)")
+    lr: float = Field(2e-4, gt=0, le=1.0, description="peak learning rate (AdamW, cosine schedule)")
+    mix: float = Field(0.0, ge=0, lt=1, description="fraction of the training stream that is replay data")
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of the data order, sampling and LoRA init")
+    chat: ChatOptions = Field(ChatOptions(), description="chat template options (cft.prompts.ChatOptions)")
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["lora_target_modules"] = list(self.lora_target_modules)
-        return d
+    # Schedule and optimiser.
+    epochs: float = Field(1.0, gt=0, le=100_000, description="passes over the calibration prompts")
+    max_steps: int | None = Field(None, ge=1, description="cap on optimizer steps")
+    batch_size: int = Field(8, ge=1, le=4096, description="examples per worker per micro-step")
+    grad_accum: int = Field(1, ge=1, le=1024, description="micro-steps per optimizer step")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="share of steps spent warming up")
+    weight_decay: float = Field(0.01, ge=0, le=1)
 
+    # Model and parallelism.
+    lora: bool = Field(True, description="train a LoRA adapter (else full fine-tuning)")
+    lora_r: int = Field(16, ge=1, le=1024)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1)
+    zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage")
+    workers_per_trial: int = Field(1, ge=1, le=1024, description="Ray Train workers (data parallel)")
+    cpus_per_worker: float = Field(1.0, gt=0, le=1024)
+    gpus_per_worker: Literal[0, 1] = Field(0, description="1: one GPU per worker, bf16 and NCCL")
+
+    # Data.
+    split: str = Field("train", description=f"calibration split: {', '.join(SPLITS)}")
+    families: FamilyNames | None = Field(None, description="calibration families (default: all)")
+    prompts_per_family: int | None = Field(None, ge=1, description="thin each family to this many prompts")
+    num_decimals: int = Field(5, ge=0, le=8, description="decimals of continuous values")
+    max_bins: int = Field(1001, ge=2, le=100_000, description="most values in one output space")
+    hard_samples_per_prompt: int = Field(16, ge=1, le=10_000)
+    replay_pool: int = Field(2000, ge=1, le=1_000_000, description="synthetic replay problems")
+    replay_jsonl: str | None = Field(None, description="GSM8K-format JSONL replay file instead")
+    checkpoint_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.gpus_per_worker > 0
+
+    @field_validator("model")
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        d["lora_target_modules"] = tuple(d.get("lora_target_modules", cls.lora_target_modules))
-        return cls(**d)
+    def _local_model_exists(cls, ref: str) -> str:
+        if ref and looks_like_path(ref) and not Path(ref).expanduser().exists():
+            raise ValueError(f"local model path does not exist: {ref}")
+        return ref
 
+    @field_validator("split")
+    @classmethod
+    def _known_split(cls, split: str) -> str:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+        return split
 
-def _positive(cfg: TrainConfig, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if not value > 0:
-            raise ValueError(f"{name}: must be > 0 (got {value!r})")
+    @field_validator("replay_jsonl")
+    @classmethod
+    def _replay_file_exists(cls, path: str | None) -> str | None:
+        if path is not None and not Path(path).expanduser().is_file():
+            raise ValueError(f"replay file does not exist: {path}")
+        return path

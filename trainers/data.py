@@ -90,7 +90,7 @@ class TrainingStream:
 
     def __init__(self, cfg: TrainConfig, tokenizer, world_size: int, max_len: int = 2048):
         self.cfg, self.tokenizer, self.world_size, self.max_len = cfg, tokenizer, world_size, max_len
-        self.chat = ChatOptions(**cfg.chat)
+        self.chat = cfg.chat
         self.prompts = calibration_prompts(cfg)
         self.plan = plan_steps(cfg, len(self.prompts), world_size)
         self._spaces: dict[int, OutputSpace] = {}

@@ -27,7 +27,8 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    config.validate()
+    if not config.model:
+        raise ValueError("TrainConfig.model: no model to train")
     storage_path = os.path.abspath(os.path.expanduser(storage_path))
     fault = Fault.from_env(os.path.join(storage_path, name, ".fault_injected"))
     # run_config_kwargs (e.g. callbacks=[TuneReportCallback()]) may override these defaults
@@ -39,9 +40,9 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
         resources["GPU"] = 1
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"config": config.to_dict(), "fault": asdict(fault) if fault else None},
+        train_loop_config={"config": config, "fault": asdict(fault) if fault else None},
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
+        scaling_config=ScalingConfig(num_workers=config.workers_per_trial, use_gpu=config.use_gpu,
                                      resources_per_worker=resources),
         run_config=RunConfig(**run_settings),
     )

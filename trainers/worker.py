@@ -37,7 +37,7 @@ class TrainState:
 
 def train_loop(loop_config: dict) -> None:
     t0 = time.perf_counter()
-    cfg = TrainConfig.from_dict(loop_config["config"])
+    cfg: TrainConfig = loop_config["config"]
     if not cfg.use_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import ray.train
@@ -164,6 +164,8 @@ def save_model(engine, tokenizer, out_dir: str, cfg: TrainConfig, rank: int) -> 
         return
     engine.module.save_pretrained(out_dir, state_dict=state_dict)
     tokenizer.save_pretrained(out_dir)
+    with open(os.path.join(out_dir, "train_config.json"), "w") as f:   # what this model was trained with
+        f.write(cfg.model_dump_json(indent=1))
 
 
 def restore(engine, checkpoint, cfg: TrainConfig) -> TrainState:

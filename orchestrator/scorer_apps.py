@@ -1,0 +1,66 @@
+"""The sweep's scoring side: one Serve scorer app per base model, and each base model's "before"
+evaluation (the baseline every capability loss is measured against), computed once per sweep."""
+
+from __future__ import annotations
+
+from models.resolve import ModelNotFound, resolve_model
+from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.store import RunStore, write_json
+from orchestrator.trial import eval_settings
+
+
+def resolve_models(spec: SweepSpec) -> dict[str, str]:
+    paths = {}
+    for m in spec.models:
+        try:
+            paths[m.label] = resolve_model(m.ref)
+        except ModelNotFound as err:
+            raise SpecError(f"models: {err}") from None
+    return paths
+
+
+def app_name(spec: SweepSpec, label: str) -> str:
+    return f"cft-{spec.name}-{label}"
+
+
+def start_scorers(spec: SweepSpec, model_paths: dict[str, str]) -> dict[str, str]:
+    from evaluators.service import start_scorer
+
+    e = spec.evaluation
+    names = {}
+    for m in spec.models:
+        names[m.label] = app_name(spec, m.label)
+        print(f"Starting scorer app {names[m.label]} ({e.engine}, {e.replicas} replica(s)) for {m.ref}", flush=True)
+        start_scorer(e.scorer(model=model_paths[m.label], chat=m.chat, app_name=names[m.label],
+                              max_lora_rank=max(e.max_lora_rank, largest_lora_rank(spec, m.label))))
+    return names
+
+
+def largest_lora_rank(spec: SweepSpec, label: str) -> int:
+    """The largest LoRA rank any of the model's cells trains (per-model and per-method overrides)."""
+    return max(spec.training_for(label, method).lora_r for method in spec.methods)
+
+
+def stop_scorers(app_names: dict[str, str]) -> None:
+    from evaluators.service import stop_scorer
+
+    for name in app_names.values():
+        stop_scorer(name)
+
+
+def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]) -> dict[str, dict]:
+    """Evaluate each base model once; a resumed sweep reuses the saved scores."""
+    from ray import serve
+
+    from evaluators.evaluate import evaluate
+
+    saved = store.baselines()
+    for m in spec.models:
+        if m.label in saved:
+            continue
+        print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
+        result = evaluate(serve.get_app_handle(app_names[m.label]), eval_settings(spec), adapter=None)
+        write_json(store.root / "baselines" / f"{m.label}.rows.json", result["rows"])
+        store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
+        saved = store.baselines()
+    return {label: entry["metrics"] for label, entry in saved.items()}
