@@ -14,6 +14,7 @@ from typing import Any
 
 from cft.prompts import ChatOptions, prompt_token_ids
 from evaluators.engines.base import GenerateRequest, ScoreRequest, TopProbsRequest
+from evaluators.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +37,21 @@ class Scorer:
     # --- model facts -----------------------------------------------------------------------------
 
     @cached_property
-    def settings(self) -> dict:
-        """The scorer's settings (ScorerSettings as a dict)."""
+    def settings(self) -> ScorerSettings:
+        """The scorer app's settings; a local engine has its model's and default chat options."""
         if self.remote:
             return self.target.settings.remote().result()
-        return getattr(self.target, "settings", {"model": self.target.name, "chat": {}})
+        return getattr(self.target, "settings", None) or ScorerSettings(model=self.target.name)
 
     @cached_property
     def tokenizer(self):
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(self.settings["model"])
+        return AutoTokenizer.from_pretrained(self.settings.model)
 
-    @cached_property
+    @property
     def chat(self) -> ChatOptions:
-        return ChatOptions(**self.settings.get("chat", {}))
+        return self.settings.chat
 
     def prompt_ids(self, user_text: str) -> list[int]:
         return prompt_token_ids(self.tokenizer, user_text, self.chat)

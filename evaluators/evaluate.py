@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluators import arithmetic, fidelity, mcq, openrandom, sampled
 from evaluators.client import as_scorer
 from evaluators.engines.adapters import resolve_adapter
+from evaluators.registry import evaluation_runner
 from evaluators.settings import EvalSettings
-
-RUNNERS = {"fidelity": fidelity.run, "sampled": sampled.run, "arithmetic": arithmetic.run,
-           "openrandom": openrandom.run, "mcq": mcq.run}
 
 
 def evaluate(handle: Any, settings: EvalSettings, adapter: str | None = None) -> dict:
@@ -18,7 +15,8 @@ def evaluate(handle: Any, settings: EvalSettings, adapter: str | None = None) ->
 
     handle: the DeploymentHandle from start_scorer (or a client.Scorer / a local engine). Summary keys
     are flat, e.g. `fidelity/tv`, `fidelity/test_unseen_params/w1`, `sampled/w1`,
-    `arithmetic/strict_acc`, `openrandom/unique_fraction`, `mcq/tv_from_uniform`.
+    `arithmetic/strict_acc`, `openrandom/unique_fraction`, `mcq/tv_from_uniform`; a metric's standard
+    error, where it has one, sits beside it as `<metric>_se`.
     """
     if adapter is not None:
         resolve_adapter(adapter)   # fail fast, naming the path, before any request goes out
@@ -26,6 +24,6 @@ def evaluate(handle: Any, settings: EvalSettings, adapter: str | None = None) ->
     summary: dict[str, float] = {}
     rows: dict[str, list[dict]] = {}
     for name in settings.evals:
-        rows[name], part = RUNNERS[name](scorer, settings, adapter)
+        rows[name], part = evaluation_runner(name)(scorer, settings, adapter)
         summary |= part
     return {"summary": summary, "rows": rows}

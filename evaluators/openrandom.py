@@ -45,7 +45,7 @@ def open_random(scorer: Scorer, n: int, adapter: str | None = None, prompts: lis
 
 def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict], dict[str, float]]:
     prompts = load_prompts()[:settings.openrandom_prompts] if settings.openrandom_prompts else None
-    top_k = as_scorer(scorer).settings.get("max_logprobs", 256)
+    top_k = as_scorer(scorer).settings.max_logprobs
     rows = open_random(scorer, settings.openrandom_samples, adapter, prompts, settings.seed, settings.top_p,
                        settings.sample_max_tokens, top_k)
     return rows, {f"openrandom/{m}": float(np.mean([r[m] for r in rows]))

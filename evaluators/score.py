@@ -16,30 +16,24 @@ import os
 import sys
 from contextlib import contextmanager
 
-from evaluators.settings import ENGINES, EVALS, EvalSettings, ScorerSettings
+from pydantic import ValidationError
+
+from cft.cli import add_config_flags, config_values, format_errors
+from evaluators.settings import EvalSettings, EvaluationConfig, ScorerSettings
+from models.resolve import resolve_model
+
+SHORT_FLAGS = {"splits": ["--split"], "samples_per_prompt": ["--samples"]}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluators.score", description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="base model: local path or HF id")
+    ap.add_argument("--model", required=True, help="base model: local path, alias or HF id")
     ap.add_argument("--adapter", help="LoRA adapter directory (local or shared storage)")
-    ap.add_argument("--evals", default="fidelity", help=f"comma-separated, from {','.join(EVALS)}")
-    ap.add_argument("--split", default="test_unseen_params,test_ood_family", help="comma-separated splits")
-    ap.add_argument("--selection", default="selected", choices=("selected", "full"))
-    ap.add_argument("--families", help="comma-separated families (default: all of the split)")
-    ap.add_argument("--engine", default="vllm", choices=ENGINES)
-    ap.add_argument("--num-decimals", type=int, default=5)
-    ap.add_argument("--max-bins", type=int, default=1001)
-    ap.add_argument("--samples", type=int, default=1000, help="samples per prompt (sampled fidelity)")
-    ap.add_argument("--arithmetic-problems", type=int, default=50)
-    ap.add_argument("--openrandom-samples", type=int, default=100)
-    ap.add_argument("--mcq-questions", type=int, default=1000)
-    ap.add_argument("--max-model-len", type=int, default=512)
-    ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--chat", default="{}", help="ChatOptions as JSON, e.g. '{\"enable_thinking\": false}'")
     ap.add_argument("--num-cpus", type=int, default=4, help="logical CPUs for the embedded Ray")
-    ap.add_argument("--chat", default="{}", help="ChatOptions kwargs as JSON, e.g. '{\"enable_thinking\": false}'")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the full result (summary and rows) as JSON")
+    add_config_flags(ap, EvaluationConfig, aliases=SHORT_FLAGS)
+    ap.set_defaults(evals=["fidelity"])
     return ap.parse_args(argv)
 
 
@@ -49,19 +43,19 @@ def build_settings(args) -> tuple[ScorerSettings, EvalSettings]:
 
     if args.adapter:
         resolve_adapter(args.adapter)
-    if os.path.sep in args.model and not os.path.isdir(args.model):
-        raise FileNotFoundError(f"no model directory at {args.model!r}")
-    evals = tuple(e.strip() for e in args.evals.split(",") if e.strip())
-    splits = tuple(s.strip() for s in args.split.split(",") if s.strip())
-    families = tuple(f.strip() for f in args.families.split(",")) if args.families else None
-    scorer = ScorerSettings(model=args.model, engine=args.engine, num_replicas=args.replicas,
-                            cpus_per_replica=min(1.0, (args.num_cpus - 0.5) / args.replicas),
-                            max_model_len=args.max_model_len, chat=json.loads(args.chat))
-    ev = EvalSettings(evals=evals, splits=splits, selection=args.selection, num_decimals=args.num_decimals,
-                      max_bins=args.max_bins, samples_per_prompt=args.samples,
-                      arithmetic_problems=args.arithmetic_problems, seed=args.seed, families=families,
-                      openrandom_samples=args.openrandom_samples, mcq_questions=args.mcq_questions)
-    return scorer, ev
+    values = config_values(EvaluationConfig, args)
+    replicas = values.get("replicas", 1)
+    values.setdefault("cpus_per_replica", max(0.01, min(1.0, (args.num_cpus - 0.5) / max(replicas, 1))))
+    try:
+        config = EvaluationConfig.model_validate(values)
+        chat = json.loads(args.chat)
+        # aliases (tiny, smollm2-135m-instruct) resolve as trainers.train resolves them
+        scorer = config.scorer(model=resolve_model(args.model), chat=chat)
+    except ValidationError as err:
+        raise ValueError(f"invalid evaluation settings\n{format_errors(err, '  ')}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--chat: not valid JSON: {err}") from None
+    return scorer, config.eval_settings()
 
 
 def print_summary(result: dict, out=sys.stdout) -> None:
@@ -113,7 +107,8 @@ def run(args, scorer_settings: ScorerSettings, eval_settings: EvalSettings) -> t
         try:
             handle = start_scorer(scorer_settings)
         except Exception as err:
-            print(f"error: the {args.engine} engine failed to start for {args.model!r}: {err}", file=sys.stderr)
+            print(f"error: the {scorer_settings.engine} engine failed to start for {args.model!r}: {err}",
+                  file=sys.stderr)
             return 3, None
         return 0, evaluate(handle, eval_settings, args.adapter)
     except Exception as err:

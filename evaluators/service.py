@@ -21,17 +21,16 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @serve.deployment(name="Scorer", health_check_period_s=5, health_check_timeout_s=60)
 class ScorerDeployment:
-    def __init__(self, settings: dict):
+    def __init__(self, settings: ScorerSettings):
         from evaluators.engines import make_engine
 
         self._settings = settings
-        scorer = ScorerSettings(**settings)
-        self.engine = make_engine(scorer)
+        self.engine = make_engine(settings)
         self.lock = threading.Lock()   # engines are not thread-safe: one engine call at a time
         for batched in (self._score, self._generate, self._top_probs):
-            batched.set_max_batch_size(scorer.max_batch_size)
+            batched.set_max_batch_size(settings.max_batch_size)
 
-    def settings(self) -> dict:
+    def settings(self) -> ScorerSettings:
         return self._settings
 
     def info(self) -> dict:
@@ -96,9 +95,9 @@ def build_app(settings: ScorerSettings):
                  # replicas import this project: make it importable wherever they start
                  "runtime_env": {"env_vars": {"PYTHONPATH": _pythonpath()}}}
     return ScorerDeployment.options(
-        num_replicas=settings.num_replicas, ray_actor_options=resources,
+        num_replicas=settings.replicas, ray_actor_options=resources,
         max_ongoing_requests=settings.max_ongoing_requests,
-    ).bind(asdict(settings))
+    ).bind(settings)
 
 
 def start_scorer(settings: ScorerSettings):

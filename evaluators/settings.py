@@ -1,72 +1,108 @@
-"""Settings of a scorer application (one per base model) and of an evaluation run."""
+"""The evaluators' settings, each declared once.
+
+- EngineOptions: how a scorer app runs (engine, replicas and their resources, engine limits).
+- ScorerSettings: EngineOptions plus the base model, its chat options and the app's name: what one
+  Serve scorer app (evaluators.service) is built from.
+- EvalSettings: what to evaluate (evaluations, splits, sizes, seed).
+- EvaluationConfig: EngineOptions and EvalSettings together: the sweep spec's `evaluation:` section and
+  the flags of `python -m evaluators.score`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Literal
 
-ENGINES = ("vllm", "hf")
-EVALS = ("fidelity", "sampled", "arithmetic", "openrandom", "mcq")
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cft.families import FamilyNames
+from cft.prompts import ChatOptions
+from cft.splits import EVAL_SPLITS
+from evaluators.registry import ENGINES, EVALUATIONS, check_name
 
 
-@dataclass
-class ScorerSettings:
-    model: str                      # local path or HF id (base model)
-    engine: str = "vllm"            # "vllm" | "hf"
-    num_replicas: int = 1
-    cpus_per_replica: float = 1.0
-    gpus_per_replica: float = 0.0
-    max_loras: int = 4
-    max_lora_rank: int = 16
-    max_model_len: int = 512
-    chat: dict = field(default_factory=dict)   # cft.prompts.ChatOptions kwargs
-    app_name: str = "cft-scorer"
-    dtype: str = "auto"             # "auto": float32 on CPU, bfloat16 on GPU
-    kv_cache_gib: int = 1           # vLLM's CPU KV cache (VLLM_CPU_KVCACHE_SPACE)
-    max_logprobs: int = 256         # most top tokens a request may ask for (first-token support size)
-    max_ongoing_requests: int = 16  # per replica; concurrent requests are batched into one engine call
-    max_batch_size: int = 8         # requests merged into one engine call
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    def __post_init__(self):
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; known: {', '.join(ENGINES)}")
-        if self.num_replicas < 1:
-            raise ValueError("num_replicas must be >= 1")
+
+class EngineOptions(_Settings):
+    """Scorer app settings (evaluators.settings.EngineOptions)."""
+    engine: str = Field("vllm", description=f"inference engine: {', '.join(ENGINES)}")
+    replicas: int = Field(1, ge=1, le=1024, description="scorer replicas per base model")
+    cpus_per_replica: float = Field(1.0, gt=0, le=1024)
+    gpus_per_replica: float = Field(0.0, ge=0, le=64)
+    max_loras: int = Field(4, ge=1, le=256, description="adapters an engine holds at once")
+    max_lora_rank: int = Field(16, ge=1, le=1024, description="largest LoRA rank the engine accepts")
+    max_model_len: int = Field(512, ge=32, le=1_048_576, description="prompt + completion tokens")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: float32 on CPU, bfloat16 on GPU")
+    kv_cache_gib: int = Field(1, ge=1, le=1024, description="vLLM's CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
+    max_logprobs: int = Field(256, ge=1, description="most top tokens a request may ask for")
+    max_ongoing_requests: int = Field(16, ge=1, description="per replica; concurrent ones share a batch")
+    max_batch_size: int = Field(8, ge=1, description="requests merged into one engine call")
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        return check_name("engine", name, ENGINES)
+
+
+class ScorerSettings(EngineOptions):
+    """One scorer app: a base model served by `replicas` replicas of one engine."""
+    model: str = Field(description="base model: local path or HF id")
+    chat: ChatOptions = ChatOptions()
+    app_name: str = Field("cft-scorer", pattern=r"^[A-Za-z0-9_.-]+$")
 
     @property
     def route_prefix(self) -> str:
         return "/" + self.app_name
 
 
-@dataclass
-class EvalSettings:
-    evals: tuple[str, ...] = ("fidelity", "arithmetic")
-    splits: tuple[str, ...] = ("test_unseen_params", "test_ood_family")
-    selection: str = "selected"
-    num_decimals: int = 5
-    max_bins: int = 1001
-    samples_per_prompt: int = 1000
-    arithmetic_problems: int = 50
-    seed: int = 0
-    families: tuple[str, ...] | None = None   # restrict the fidelity splits to these families
-    sample_max_tokens: int = 32               # a number longer than this is invalid anyway
-    arithmetic_max_tokens: int = 256
-    openrandom_prompts: int | None = None     # None: all 102
-    openrandom_samples: int = 100
-    top_p: float = 0.9                        # nucleus of the first-token support size
-    mcq_questions: int = 1000
-    mcq_max_tokens: int = 160
-    chunk_size: int = 8                       # prompts per request to the service
+class EvalSettings(_Settings):
+    """Evaluation settings (evaluators.settings.EvalSettings)."""
+    evals: list[str] = Field(["fidelity", "arithmetic"], min_length=1,
+                             description=f"evaluations to run: {', '.join(EVALUATIONS)}")
+    splits: list[str] = Field(list(EVAL_SPLITS), min_length=1, description=f"fidelity splits: {', '.join(EVAL_SPLITS)}")
+    selection: Literal["selected", "full"] = Field("selected", description="the paper's selected prompts or the full grid")
+    families: FamilyNames | None = Field(None, description="restrict the fidelity splits to these families")
+    num_decimals: int = Field(5, ge=0, le=8)
+    max_bins: int = Field(1001, ge=2, le=100_000)
+    samples_per_prompt: int = Field(1000, ge=1, le=100_000, description="sampled fidelity")
+    arithmetic_problems: int = Field(50, ge=1, le=100_000)
+    seed: int = Field(0, ge=0, lt=2**32)
+    sample_max_tokens: int = Field(32, ge=1, description="a number longer than this is invalid anyway")
+    arithmetic_max_tokens: int = Field(256, ge=1)
+    openrandom_prompts: int | None = Field(None, ge=1, description="default: all 102")
+    openrandom_samples: int = Field(100, ge=1)
+    top_p: float = Field(0.9, gt=0, le=1, description="nucleus of the first-token support size")
+    mcq_questions: int = Field(1000, ge=1)
+    mcq_max_tokens: int = Field(160, ge=1)
+    chunk_size: int = Field(8, ge=1, description="prompts per request to the service")
 
-    def __post_init__(self):
-        self.evals = tuple(self.evals)
-        self.splits = tuple(self.splits)
-        unknown = [e for e in self.evals if e not in EVALS]
-        if unknown:
-            raise ValueError(f"unknown eval(s) {', '.join(unknown)}; known: {', '.join(EVALS)}")
-        from cft.splits import SELECTIONS, SPLITS
+    @field_validator("evals")
+    @classmethod
+    def _known_evals(cls, names: list[str]) -> list[str]:
+        for name in names:
+            check_name("evaluation", name, EVALUATIONS)
+        if len(set(names)) != len(names):
+            raise ValueError("an evaluation is listed twice")
+        return names
 
-        bad = [s for s in self.splits if s not in SPLITS]
+    @field_validator("splits")
+    @classmethod
+    def _evaluation_splits(cls, splits: list[str]) -> list[str]:
+        bad = [s for s in splits if s not in EVAL_SPLITS]
         if bad:
-            raise ValueError(f"unknown split(s) {', '.join(bad)}; known: {', '.join(SPLITS)}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"unknown selection {self.selection!r}; known: {', '.join(SELECTIONS)}")
+            raise ValueError(f"unknown or training split(s) {bad}; evaluation splits: {', '.join(EVAL_SPLITS)}")
+        return splits
+
+
+class EvaluationConfig(EngineOptions, EvalSettings):
+    """How to score (EngineOptions) and what (EvalSettings), as one flat section."""
+
+    def eval_settings(self) -> EvalSettings:
+        return EvalSettings.model_validate(self.model_dump(include=set(EvalSettings.model_fields)))
+
+    def scorer(self, **app: object) -> ScorerSettings:
+        """The settings of one scorer app; `app` names its model, chat and app_name (and overrides)."""
+        return ScorerSettings.model_validate(self.model_dump(include=set(EngineOptions.model_fields)) | app)
+

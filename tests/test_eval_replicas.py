@@ -26,7 +26,7 @@ def handle(tiny_model_dir):
     from evaluators.service import start_scorer
 
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield start_scorer(ScorerSettings(model=tiny_model_dir, engine="hf", num_replicas=2,
+    yield start_scorer(ScorerSettings(model=tiny_model_dir, engine="hf", replicas=2,
                                       cpus_per_replica=0.5, app_name=APP))
     serve.shutdown()
     ray.shutdown()

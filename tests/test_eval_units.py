@@ -109,7 +109,7 @@ def test_support_size_and_mcq_helpers():
 def test_settings_reject_unknown_evals_splits_and_engines():
     with pytest.raises(ValueError, match="unknown eval"):
         EvalSettings(evals=("fidelity", "vibes"))
-    with pytest.raises(ValueError, match="unknown split"):
+    with pytest.raises(ValueError, match="unknown or training split"):
         EvalSettings(splits=("test_everything",))
     with pytest.raises(ValueError, match="unknown engine"):
         ScorerSettings(model="m", engine="onnx")
@@ -127,7 +127,9 @@ def test_adapter_identity_changes_when_its_weights_are_rewritten(tmp_path, tiny_
 
 @pytest.mark.parametrize("args, message", [
     (["--evals", "fidelity,vibes"], "unknown eval"),
-    (["--split", "test_everything"], "unknown split"),
+    (["--split", "test_everything"], "splits: unknown or training split"),
+    (["--families", "zipf"], "families: unknown family(ies) ['zipf']"),
+    (["--replicas", "0"], "replicas: Input should be greater than or equal to 1"),
     (["--adapter", "/nonexistent/adapter"], "no LoRA adapter"),
 ])
 def test_cli_reports_bad_arguments_before_starting_anything(args, message, tiny_model_dir, capsys):

@@ -1,4 +1,4 @@
-"""Inference engines behind one interface (base.Engine): vLLM and HF transformers."""
+"""Inference engines behind one interface (base.Engine): vLLM and HF transformers (evaluators.registry)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ from evaluators.engines.base import Engine, EngineInfo, GenerateRequest, ScoreRe
 
 
 def make_engine(settings) -> Engine:
-    """Build the engine a ScorerSettings names (imports vLLM or torch only when needed)."""
+    """Build the engine a ScorerSettings names (imports vLLM or torch only then)."""
+    from evaluators.registry import engine_class
+
+    options = dict(max_loras=settings.max_loras, dtype=settings.dtype)
     if settings.engine == "vllm":
-        from evaluators.engines.vllm_engine import VLLMEngine
-
-        return VLLMEngine(settings.model, max_loras=settings.max_loras, max_lora_rank=settings.max_lora_rank,
-                          max_model_len=settings.max_model_len, dtype=settings.dtype,
-                          kv_cache_gib=settings.kv_cache_gib, max_logprobs=settings.max_logprobs)
-    if settings.engine == "hf":
-        from evaluators.engines.hf_engine import HFEngine
-
-        return HFEngine(settings.model, max_loras=settings.max_loras, dtype=settings.dtype)
-    raise ValueError(f"unknown engine {settings.engine!r}; known: vllm, hf")
+        options |= dict(max_lora_rank=settings.max_lora_rank, max_model_len=settings.max_model_len,
+                        kv_cache_gib=settings.kv_cache_gib, max_logprobs=settings.max_logprobs)
+    return engine_class(settings.engine)(settings.model, **options)
 
 
 __all__ = ["AdapterNotFound", "Engine", "EngineInfo", "GenerateRequest", "ScoreRequest", "TopProbsRequest",
