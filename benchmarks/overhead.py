@@ -33,10 +33,10 @@ def main() -> None:
     t0 = time.time()
     run(spec)
     wall = time.time() - t0
-    records = [r for r in RunStore(spec.run_dir).trial_records() if r["status"] == "done"]
-    trial_time = sum(r["train_wall_s"] + r["eval_wall_s"] for r in records)
-    loop_time = sum(r["train_metrics"]["wall_s"] + r["eval_wall_s"] for r in records)
-    first_start = min(r["started_at"] for r in records)
+    records = [r for r in RunStore(spec.run_dir).trial_records() if r.status == "done"]
+    trial_time = sum(r.train_wall_s + r.eval_wall_s for r in records)
+    loop_time = sum(r.train_metrics["wall_s"] + r.eval_wall_s for r in records)
+    first_start = min(r.started_at for r in records)
     frame = results.trials(spec.run_dir)
     print(f"\n{len(records)} trials in {wall:.1f} s wall ({len(frame)} records)")
     print(f"in-trial time (train + score):           {trial_time:8.1f} s")

@@ -7,7 +7,8 @@
 
 Columns of `trials` (and `pareto`, which adds none):
     key, cell, model, model_ref, method, lr, mix, status ("running" | "done" | "error"),
-    one column per objective (e.g. calibration_error, capability_loss),
+    one column per objective (e.g. calibration_error, capability_loss) and its standard error
+    (`<objective>_se`, NaN where the metric has none),
     one column per evaluation metric (e.g. "fidelity/tv", "fidelity/w1_rel", "arithmetic/flexible_acc"),
     "train/<metric>" for training metrics (e.g. train/loss, train/replay_fraction),
     adapter_dir, train_wall_s, eval_wall_s, error.
@@ -38,14 +39,16 @@ def trials(path: str | Path) -> pd.DataFrame:
     objectives = [name for name, _ in _objectives(path)]
     rows = []
     for rec in RunStore(path).trial_records():
-        row = {k: rec.get(k) for k in BASE_COLUMNS + TAIL_COLUMNS}
-        row.update({o: rec.get("objectives", {}).get(o) for o in objectives})
-        row.update(rec.get("metrics", {}))
-        row.update({f"train/{k}": v for k, v in rec.get("train_metrics", {}).items()
-                    if isinstance(v, (int, float))})
+        row = {k: getattr(rec, k) for k in BASE_COLUMNS + TAIL_COLUMNS}
+        for o in objectives:
+            row[o], row[f"{o}_se"] = rec.objectives.get(o), rec.objective_se.get(o)
+        row.update(rec.metrics)
+        row.update({f"train/{k}": v for k, v in rec.train_metrics.items() if isinstance(v, (int, float))})
         rows.append(row)
-    columns = BASE_COLUMNS + objectives
+    columns = BASE_COLUMNS + [c for o in objectives for c in (o, f"{o}_se")]
     frame = pd.DataFrame(rows, columns=None if rows else columns + TAIL_COLUMNS)
+    for o in objectives:
+        frame[f"{o}_se"] = pd.to_numeric(frame[f"{o}_se"])   # None (no error known) -> NaN
     rest = [c for c in frame.columns if c not in columns + TAIL_COLUMNS]
     return frame[columns + sorted(rest) + TAIL_COLUMNS].reset_index(drop=True)
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import optuna
 from ray.tune.search import Searcher
 
+from orchestrator.records import TrialRecord
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -86,14 +88,14 @@ class CellStudies:
         else:
             study.tell(number, values)
 
-    def reconcile(self, cell: Cell, records: dict[int, dict], objectives: list[str]) -> None:
+    def reconcile(self, cell: Cell, records: dict[int, TrialRecord], objectives: list[str]) -> None:
         """After an interruption: tell trials whose record finished; requeue the rest's parameters so
         the same planned trial runs again (once)."""
         for t in self.studies[cell].get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
             rec = records.get(t.number)
-            if rec and rec["status"] in ("done", "error"):
-                self.tell(cell, t.number, [rec["objectives"].get(o) for o in objectives]
-                          if rec["status"] == "done" else None)
+            if rec and rec.finished:
+                self.tell(cell, t.number, [rec.objectives.get(o) for o in objectives]
+                          if rec.status == "done" else None)
             else:
                 self.studies[cell].tell(t.number, state=optuna.trial.TrialState.FAIL)
                 self.studies[cell].enqueue_trial(t.params, user_attrs={"requeued_from": t.number})

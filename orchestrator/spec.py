@@ -1,48 +1,117 @@
 """Sweep specs (YAML in sweeps/), validated with typed models before any cluster work.
 
-Every invalid field is reported with its path and reason, e.g.
+The spec embeds each component's own config as it is: `training:` is a trainers.config.TrainConfig
+(less the fields a trial sets), `evaluation:` an evaluators.settings.EvaluationConfig. Per-model and
+per-method `training` overrides are merged into it by pydantic. Every invalid field is reported with
+its path and reason, e.g.
     search.lr: low (0.1) must be < high (0.001)
     models.0.ref: model path './nope' does not exist
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_serializer,
+                      field_validator, model_validator)
 
-from cft.families import FAMILIES
-from cft.splits import SPLITS
+from cft.cli import format_errors
+from cft.prompts import ChatOptions
+from evaluators.registry import EVALUATIONS
+from evaluators.settings import EvaluationConfig
 from models.resolve import ALIASES, looks_like_path
+from trainers.config import Method, TrainConfig
 
-# Objectives a spec can optimise: name -> (summary metric it reads, natural direction).
-# capability_loss = base model's arithmetic accuracy - the tuned model's (flexible match).
-OBJECTIVES = {
-    "calibration_error": ("fidelity/tv", "min"),
-    "calibration_w1": ("fidelity/w1_rel", "min"),
-    "calibration_kl": ("fidelity/kl", "min"),
-    "off_support_mass": ("fidelity/off_support_mass", "min"),
-    "sampled_w1": ("sampled/w1", "min"),
-    "capability_loss": ("arithmetic/flexible_acc", "min"),
-    "capability_loss_strict": ("arithmetic/strict_acc", "min"),
-}
-EVALS = ("fidelity", "sampled", "arithmetic", "openrandom", "mcq")
+# Set per trial by the sweep (from models, methods, search, seed), so a spec's training section
+# (or an override) may not set them; the same for the evaluation's seed.
+TRIAL_FIELDS = ("model", "method", "lr", "mix", "seed", "chat")
+SWEEP_EVAL_FIELDS = ("seed",)
+SET_BY_SWEEP = {"training": TRIAL_FIELDS, "evaluation": SWEEP_EVAL_FIELDS}
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class KnownObjective(BaseModel):
+    metric: str
+    direction: Literal["min", "max"]
+    relative_to_base: bool = False
+
+
+# Objectives a spec can name without spelling out their metric. A `relative_to_base` objective is
+# (base model's value - tuned value) of its metric: a loss of something the base model had.
+OBJECTIVES = {
+    "calibration_error": KnownObjective(metric="fidelity/tv", direction="min"),
+    "calibration_w1": KnownObjective(metric="fidelity/w1_rel", direction="min"),
+    "calibration_kl": KnownObjective(metric="fidelity/kl", direction="min"),
+    "off_support_mass": KnownObjective(metric="fidelity/off_support_mass", direction="min"),
+    "sampled_w1": KnownObjective(metric="sampled/w1", direction="min"),
+    "capability_loss": KnownObjective(metric="arithmetic/flexible_acc", direction="min", relative_to_base=True),
+    "capability_loss_strict": KnownObjective(metric="arithmetic/strict_acc", direction="min",
+                                             relative_to_base=True),
+}
+
+
+class Objective(Strict):
+    """One objective: a summary metric of the evaluation, its direction, and whether its value is
+    measured against the base model (base - tuned). Known names fill in the rest."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    metric: str | None = Field(None, description="evaluation summary metric, e.g. fidelity/kl")
+    direction: Literal["min", "max"] | None = None
+    relative_to_base: bool | None = None
+
+    @model_validator(mode="after")
+    def _complete(self):
+        known = OBJECTIVES.get(self.name)
+        if known is None and self.metric is None:
+            raise ValueError(f"name: unknown objective {self.name!r}; known: {', '.join(OBJECTIVES)} "
+                             "(or give `metric` and `direction`)")
+        if known is None and self.direction is None:
+            raise ValueError(f"direction: objective {self.name!r} needs a direction (min or max)")
+        known = known or KnownObjective(metric=self.metric, direction=self.direction)
+        self.metric = self.metric or known.metric
+        self.direction = self.direction or known.direction
+        if self.relative_to_base is None:
+            self.relative_to_base = known.relative_to_base
+        if self.metric.split("/")[0] not in EVALUATIONS:
+            raise ValueError(f"metric: {self.metric!r} names no evaluation; known: {', '.join(EVALUATIONS)}")
+        return self
+
+    @property
+    def mode(self) -> str:
+        return self.direction
+
+    @property
+    def evaluation(self) -> str:
+        return self.metric.split("/")[0]
+
+
+DEFAULT_OBJECTIVES = [Objective(name="calibration_error"), Objective(name="capability_loss")]
+
+
+def _reject_trial_fields(overrides: dict, fields=TRIAL_FIELDS) -> dict:
+    taken = [k for k in overrides if k in fields]
+    if taken:
+        raise ValueError(f"{', '.join(taken)}: set per trial by the sweep (models, methods, search, seed), "
+                         "not in a training section")
+    return overrides
+
+
+# TrainConfig fields that differ for one model or one method (checked whole in SweepSpec._consistent).
+Overrides = Annotated[dict, AfterValidator(_reject_trial_fields)]
 
 
 class ModelSpec(Strict):
     ref: str = Field(min_length=1, description="alias (tiny, smollm2-135m-instruct), local path or hub id")
-    name: str | None = Field(None, description="short name used in results; default derived from ref")
-    chat: dict = Field(default_factory=dict, description="cft.prompts.ChatOptions fields")
-    training: dict = Field(default_factory=dict, description="overrides of the sweep's training fields")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                             description="short name used in results and paths; default derived from ref")
+    chat: ChatOptions = ChatOptions()
+    training: Overrides = {}
 
     @field_validator("ref")
     @classmethod
@@ -51,27 +120,9 @@ class ModelSpec(Strict):
             raise ValueError(f"model path {ref!r} does not exist")
         return ref
 
-    @field_validator("chat")
-    @classmethod
-    def _chat_fields(cls, chat: dict) -> dict:
-        known = {"use_chat_template", "enable_thinking", "system_prompt", "template_kwargs"}
-        unknown = sorted(set(chat) - known)
-        if unknown:
-            raise ValueError(f"unknown chat option(s) {unknown}; known: {sorted(known)}")
-        return chat
-
-    @field_validator("training")
-    @classmethod
-    def _training_overrides(cls, overrides: dict) -> dict:
-        try:
-            TrainingSpec.model_validate(overrides)  # every field has a default, so a partial one checks
-        except ValidationError as err:
-            raise ValueError("; ".join(line.strip() for line in _format(err).splitlines())) from None
-        return overrides
-
     @property
     def label(self) -> str:
-        return self.name or re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(self.ref).name or self.ref).strip("-")
+        return self.name or re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(self.ref).name or self.ref).strip("-.")
 
 
 class Range(Strict):
@@ -81,8 +132,6 @@ class Range(Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            raise ValueError("low and high must be finite")
         if self.low >= self.high:
             raise ValueError(f"low ({self.low}) must be < high ({self.high})")
         if self.log and self.low <= 0:
@@ -98,8 +147,8 @@ class SearchSpec(Strict):
     @field_validator("lr")
     @classmethod
     def _lr_positive(cls, r: Range) -> Range:
-        if r.low <= 0:
-            raise ValueError(f"learning rates must be > 0 (low is {r.low})")
+        if r.low <= 0 or r.high > 1:   # TrainConfig.lr's own bounds
+            raise ValueError(f"learning rates must lie in (0, 1] (got [{r.low}, {r.high}])")
         return r
 
     @field_validator("mix")
@@ -110,123 +159,40 @@ class SearchSpec(Strict):
         return r
 
 
-class Objective(Strict):
-    name: str
-    direction: Literal["min", "max"] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in OBJECTIVES:
-            raise ValueError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
-        return name
-
-    @property
-    def metric(self) -> str:
-        return OBJECTIVES[self.name][0]
-
-    @property
-    def mode(self) -> str:
-        return self.direction or OBJECTIVES[self.name][1]
-
-
-DEFAULT_OBJECTIVES = [Objective(name="calibration_error"), Objective(name="capability_loss")]
-
-
-class TrainingSpec(Strict):
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    weight_decay: float = Field(0.01, ge=0)
-    lora: bool = True
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    zero_stage: Literal[0, 1, 2, 3] = 0
-    workers_per_trial: int = Field(1, ge=1)
-    cpus_per_worker: float = Field(1.0, gt=0)
-    gpus_per_worker: Literal[0, 1] = 0
-    families: list[str] | None = None
-    prompts_per_family: int | None = Field(None, ge=1)
-    num_decimals: int = Field(5, ge=0, le=8)
-    max_bins: int = Field(1001, ge=2)
-    hard_samples_per_prompt: int = Field(16, ge=1)
-    replay_pool: int = Field(2000, ge=1)
-    replay_jsonl: str | None = None
-    checkpoint_every: int = Field(50, ge=1)
-
-    @field_validator("lora")
-    @classmethod
-    def _lora_only(cls, lora: bool) -> bool:
-        if not lora:
-            raise ValueError("full fine-tuning is not supported in sweeps yet: each scorer app serves one "
-                             "base model and loads trials as LoRA adapters (python -m trainers.train --full "
-                             "trains one full model)")
-        return lora
-
-    @field_validator("families")
-    @classmethod
-    def _known_families(cls, families):
-        unknown = [f for f in families or [] if f not in FAMILIES]
-        if unknown:
-            raise ValueError(f"unknown family(ies) {unknown}")
-        if families is not None and not families:
-            raise ValueError("an empty family list trains on nothing; omit it to use all families")
-        return families
-
-    @field_validator("replay_jsonl")
-    @classmethod
-    def _replay_file(cls, path):
-        if path is not None and not Path(path).expanduser().is_file():
-            raise ValueError(f"replay file {path!r} does not exist")
-        return path
-
-
-class EvaluationSpec(Strict):
-    engine: Literal["vllm", "hf"] = "vllm"
-    replicas: int = Field(1, ge=1)
-    cpus_per_replica: float = Field(1.0, gt=0)
-    gpus_per_replica: float = Field(0.0, ge=0)
-    evals: list[Literal["fidelity", "sampled", "arithmetic", "openrandom", "mcq"]] = ["fidelity", "arithmetic"]
-    splits: list[str] = ["test_unseen_params", "test_ood_family"]
-    selection: Literal["full", "selected"] = "selected"
-    families: list[str] | None = None
-    samples_per_prompt: int = Field(1000, ge=1)
-    arithmetic_problems: int = Field(50, ge=1)
-    num_decimals: int = Field(5, ge=0, le=8)
-    max_bins: int = Field(1001, ge=2)
-    max_model_len: int = Field(512, ge=32)
-
-    @field_validator("splits")
-    @classmethod
-    def _known_splits(cls, splits):
-        unknown = [s for s in splits if s not in SPLITS]
-        if unknown or not splits:
-            raise ValueError(f"splits must be a non-empty subset of {list(SPLITS)} (unknown: {unknown})")
-        return splits
-
-    @field_validator("families")
-    @classmethod
-    def _known_families(cls, families):
-        return TrainingSpec._known_families(families)
-
-
 class SweepSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     storage: str = "results"
     ray_address: str | None = None
     models: list[ModelSpec] = Field(min_length=1)
-    methods: list[Literal["soft", "hard"]] = Field(["soft", "hard"], min_length=1)
+    methods: dict[Method, Overrides | None] = Field({"soft": {}, "hard": {}}, min_length=1,
+                                                    description="methods to run, each with its overrides")
     search: SearchSpec = SearchSpec()
     objectives: list[Objective] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES), min_length=1)
-    trials_per_cell: int = Field(8, ge=1)
-    max_concurrent_trials: int | None = Field(None, ge=1)
-    training: TrainingSpec = TrainingSpec()
-    evaluation: EvaluationSpec = EvaluationSpec()
+    trials_per_cell: int = Field(8, ge=1, le=10_000)
+    max_concurrent_trials: int | None = Field(None, ge=1, le=10_000)
+    training: TrainConfig = TrainConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     optuna_storage: str | None = Field(None, description="database URL; default: SQLite under the storage path")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**31)
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods_as_dict(cls, methods):
+        """`methods: [soft, hard]` is short for `methods: {soft: {}, hard: {}}`."""
+        if isinstance(methods, list):
+            if len(set(map(str, methods))) != len(methods):
+                raise ValueError("a method is listed twice")
+            return {m: {} for m in methods}
+        return methods
+
+    @field_validator("training", "evaluation", mode="before")
+    @classmethod
+    def _sections(cls, section, info):
+        return _reject_trial_fields(section, SET_BY_SWEEP[info.field_name]) if isinstance(section, dict) else section
+
+    @field_serializer("training", "evaluation")
+    def _dump_sections(self, section: BaseModel, info):
+        return section.model_dump(mode="json", exclude=set(SET_BY_SWEEP[info.field_name]))
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -234,23 +200,37 @@ class SweepSpec(Strict):
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"models: duplicate model name(s) {dupes}; give each a distinct `name`")
-        if len(set(self.methods)) != len(self.methods):
-            raise ValueError("methods: a method is listed twice")
         names = [o.name for o in self.objectives]
         if len(set(names)) != len(names):
             raise ValueError("objectives: an objective is listed twice")
-        needed = {o.metric.split("/")[0] for o in self.objectives}
-        missing = sorted(needed - set(self.evaluation.evals))
+        missing = sorted({o.evaluation for o in self.objectives} - set(self.evaluation.evals))
         if missing:
             raise ValueError(f"objectives: need evaluation.evals to include {missing}")
+        for where, overrides in self._override_sections():
+            try:
+                config = TrainConfig.model_validate(self.training.model_dump() | overrides)
+            except ValidationError as err:
+                raise ValueError(f"{where}: " + "; ".join(format_errors(err).splitlines())) from None
+            if not config.lora:
+                raise ValueError(f"{where}.lora: full fine-tuning is not supported in sweeps yet: each scorer "
+                                 "app serves one base model and loads trials as LoRA adapters "
+                                 "(python -m trainers.train --full trains one full model)")
         return self
+
+    def _override_sections(self):
+        yield "training", {}
+        for i, m in enumerate(self.models):
+            yield f"models.{i}.training", m.training
+        for method, overrides in self.methods.items():
+            yield f"methods.{method}", overrides or {}
 
     def model(self, label: str) -> ModelSpec:
         return next(m for m in self.models if m.label == label)
 
-    def training_for(self, label: str) -> TrainingSpec:
-        """The sweep's training settings with the model's own overrides applied."""
-        return TrainingSpec.model_validate(self.training.model_dump() | self.model(label).training)
+    def training_for(self, label: str, method: str | None = None) -> TrainConfig:
+        """The sweep's training settings with the model's, then the method's, overrides merged in."""
+        overrides = self.model(label).training | (self.methods.get(method) or {})
+        return TrainConfig.model_validate(self.training.model_dump() | overrides)
 
     @property
     def run_dir(self) -> str:
@@ -267,15 +247,13 @@ class SpecError(ValueError):
 
 def _format(err: ValidationError) -> str:
     lines = []
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
+    for line in format_errors(err).splitlines():
+        path, msg = line.split(": ", 1)
         named = re.match(r"^([\w.]+): (.*)$", msg, re.DOTALL)
-        if not path and named:  # a cross-field check names its own field
-            path, msg = named.groups()
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        lines.append(f"  {path or '(top level)'}: {msg}")
+        if named:  # a model-level check names its field, relative to the model it checked
+            path = named.group(1) if path == "(top level)" else f"{path}.{named.group(1)}"
+            msg = named.group(2)
+        lines.append(f"  {path}: {msg}")
     return "\n".join(lines)
 
 
@@ -297,3 +275,4 @@ def load_spec(path: str | Path) -> SweepSpec:
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
     return parse_spec(data, str(path))
+

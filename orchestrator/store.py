@@ -16,6 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from orchestrator.records import TrialRecord
+
 
 def write_json(path: str | Path, data) -> None:
     path = Path(path)
@@ -63,16 +65,17 @@ class RunStore:
     def optuna_url(self) -> str:
         return f"sqlite:///{self.root / 'optuna.db'}"
 
-    def read_trial(self, key: str) -> dict | None:
-        return read_json(self.trial_path(key))
+    def read_trial(self, key: str) -> TrialRecord | None:
+        data = read_json(self.trial_path(key))
+        return None if data is None else TrialRecord.model_validate(data)
 
-    def write_trial(self, record: dict) -> None:
-        write_json(self.trial_path(record["key"]), record)
+    def write_trial(self, record: TrialRecord) -> None:
+        write_json(self.trial_path(record.key), record.model_dump())
 
-    def trial_records(self) -> list[dict]:
+    def trial_records(self) -> list[TrialRecord]:
         if not self.trials_dir.exists():
             return []
-        return [json.loads(p.read_text()) for p in sorted(self.trials_dir.glob("*.json"))]
+        return [TrialRecord.model_validate_json(p.read_text()) for p in sorted(self.trials_dir.glob("*.json"))]
 
     def saved_spec(self):
         """The SweepSpec this run directory was started with, or None."""

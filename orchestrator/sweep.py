@@ -38,7 +38,8 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
     store = RunStore(spec.run_dir)
     old = store.saved_spec()
     if old is not None:
-        before, now = old.model_dump(), spec.model_dump()
+        where = {"storage", "ray_address"}   # where a sweep runs, not what it is: a moved run resumes
+        before, now = old.model_dump(exclude=where), spec.model_dump(exclude=where)
         if before != now:
             diff = sorted(k for k in now if before.get(k) != now[k])
             raise SpecError(f"{store.root} holds sweep {old.name!r} with a different spec (fields: "
@@ -52,7 +53,7 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
 
 def run(spec: SweepSpec, address: str | None = None, resume: bool = False):
     from orchestrator import cluster
-    from orchestrator.scoring import ensure_baselines, resolve_models, start_scorers, stop_scorers
+    from orchestrator.scorer_apps import ensure_baselines, resolve_models, start_scorers, stop_scorers
     from orchestrator.tuning import run_tune
 
     store = prepare_run_dir(spec, resume)
@@ -69,9 +70,9 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False):
     objectives = [o.name for o in spec.objectives]
     print(f"\nSweep {spec.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
     print(f"Pareto front per cell ({store.root / 'pareto'}):\n{format_front(front, objectives)}")
-    failed = [r for r in store.trial_records() if r["status"] == "error"]
+    failed = [r for r in store.trial_records() if r.status == "error"]
     for r in failed:
-        print(f"trial {r['key']} failed: {r['error']}", file=sys.stderr)
+        print(f"trial {r.key} failed: {r.error}", file=sys.stderr)
     return front, failed
 
 

@@ -11,6 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from orchestrator.records import TrialRecord
 from orchestrator.spec import SweepSpec
 from orchestrator.store import RunStore
 
@@ -25,41 +26,29 @@ class TrialContext:
 
 
 def train_config(spec: SweepSpec, label: str, model_path: str, method: str, lr: float, mix: float, seed: int):
-    from trainers.config import TrainConfig
-
-    t = spec.training_for(label)
-    chat = spec.model(label).chat
-    return TrainConfig(
-        model=model_path, method=method, lr=lr, mix=mix, epochs=t.epochs, max_steps=t.max_steps,
-        batch_size=t.batch_size, grad_accum=t.grad_accum, warmup_ratio=t.warmup_ratio,
-        weight_decay=t.weight_decay, lora=t.lora, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
-        lora_dropout=t.lora_dropout, zero_stage=t.zero_stage, num_workers=t.workers_per_trial,
-        use_gpu=t.gpus_per_worker > 0, cpus_per_worker=t.cpus_per_worker, families=t.families,
-        prompts_per_family=t.prompts_per_family, num_decimals=t.num_decimals, max_bins=t.max_bins,
-        hard_samples_per_prompt=t.hard_samples_per_prompt, replay_pool=t.replay_pool,
-        replay_jsonl=t.replay_jsonl, checkpoint_every=t.checkpoint_every, seed=seed, chat=chat)
+    """The trial's TrainConfig: the spec's section with the model's and method's overrides, plus the
+    fields the sweep sets per trial."""
+    return spec.training_for(label, method).model_copy(update={
+        "model": model_path, "method": method, "lr": lr, "mix": mix, "seed": seed,
+        "chat": spec.model(label).chat})
 
 
 def eval_settings(spec: SweepSpec):
-    from evaluators.settings import EvalSettings
-
-    e = spec.evaluation
-    return EvalSettings(
-        evals=tuple(e.evals), splits=tuple(e.splits), selection=e.selection, num_decimals=e.num_decimals,
-        max_bins=e.max_bins, samples_per_prompt=e.samples_per_prompt,
-        arithmetic_problems=e.arithmetic_problems, seed=spec.seed,
-        families=tuple(e.families) if e.families else None)
+    return spec.evaluation.eval_settings().model_copy(update={"seed": spec.seed})
 
 
-def objective_values(spec: SweepSpec, summary: dict, baseline: dict) -> dict[str, float]:
-    """Each objective's value; capability losses are measured against the base model."""
-    out = {}
+def objective_values(spec: SweepSpec, summary: dict, baseline: dict) -> tuple[dict, dict]:
+    """Each objective's value and standard error (None where the summary has none). An objective
+    measured against the base model is base - tuned, and its error combines both."""
+    values, errors = {}, {}
     for o in spec.objectives:
-        value = summary.get(o.metric)
-        if o.name.startswith("capability_loss") and value is not None:
+        value, se = summary.get(o.metric), summary.get(f"{o.metric}_se")
+        if o.relative_to_base and value is not None:
             value = baseline[o.metric] - value
-        out[o.name] = value
-    return out
+            base_se = baseline.get(f"{o.metric}_se")
+            se = None if se is None or base_se is None else (se ** 2 + base_se ** 2) ** 0.5
+        values[o.name], errors[o.name] = value, se
+    return values, errors
 
 
 def run_trial(config: dict, context: TrialContext) -> None:
@@ -68,14 +57,13 @@ def run_trial(config: dict, context: TrialContext) -> None:
     store = RunStore(context.run_dir)
     key = config["key"]
     previous = store.read_trial(key)
-    if previous and previous["status"] == "done":
+    if previous and previous.status == "done":
         tune.report(tune_metrics(previous))
         return
     spec, label = context.spec, config["model"]
-    model = spec.model(label)
-    record = {"key": key, "cell": f"{label}:{config['method']}", "model": label, "model_ref": model.ref,
-              "method": config["method"], "lr": config["lr"], "mix": config["mix"],
-              "optuna_number": config["optuna_number"], "status": "running", "started_at": time.time()}
+    record = TrialRecord(key=key, cell=f"{label}:{config['method']}", model=label,
+                         model_ref=spec.model(label).ref, method=config["method"], lr=config["lr"],
+                         mix=config["mix"], optuna_number=config["optuna_number"])
     store.write_trial(record)
     try:
         t0 = time.time()
@@ -86,14 +74,15 @@ def run_trial(config: dict, context: TrialContext) -> None:
         handle = serve.get_app_handle(context.app_names[label])
         scores = _evaluate(handle, spec, trained.output_dir)
         t2 = time.time()
-        record.update(status="done", adapter_dir=trained.output_dir, train_metrics=trained.metrics,
-                      metrics=scores["summary"], train_wall_s=t1 - t0, eval_wall_s=t2 - t1,
-                      objectives=objective_values(spec, scores["summary"], context.baselines[label]),
-                      finished_at=time.time())
+        values, errors = objective_values(spec, scores["summary"], context.baselines[label])
+        record = record.model_copy(update=dict(
+            status="done", adapter_dir=trained.output_dir, train_metrics=trained.metrics,
+            metrics=scores["summary"], train_wall_s=t1 - t0, eval_wall_s=t2 - t1, objectives=values,
+            objective_se=errors, finished_at=time.time()))
     except Exception as err:  # keep the record: a failed trial is reported, not lost
-        record.update(status="error", error=f"{type(err).__name__}: {err}",
-                      traceback=traceback.format_exc(), finished_at=time.time())
-        store.write_trial(record)
+        store.write_trial(record.model_copy(update=dict(
+            status="error", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
+            finished_at=time.time())))
         raise
     store.write_trial(record)
     tune.report(tune_metrics(record))
@@ -112,11 +101,11 @@ def _evaluate(handle, spec: SweepSpec, adapter_dir: str) -> dict:
     return evaluate(handle, eval_settings(spec), adapter=adapter_dir)
 
 
-def tune_metrics(record: dict) -> dict:
+def tune_metrics(record: TrialRecord) -> dict:
     """What Tune sees (its progress table and ResultGrid): objectives plus flattened metrics."""
-    out = {k: v for k, v in record.get("objectives", {}).items() if v is not None}
-    for k, v in record.get("metrics", {}).items():
+    out = {k: v for k, v in record.objectives.items() if v is not None}
+    for k, v in record.metrics.items():
         if isinstance(v, (int, float)):
             out[k.replace("/", "_")] = v
-    out["trial_key"] = record["key"]
+    out["trial_key"] = record.key
     return out

@@ -22,12 +22,12 @@ def plan(spec: SweepSpec, store: RunStore) -> tuple[CellStudies, dict[Cell, int]
     records = store.trial_records()
     remaining = {}
     for cell in cells:
-        mine = {r["optuna_number"]: r for r in records if r["cell"] == cell.name}
+        mine = {r.optuna_number: r for r in records if r.cell == cell.name}
         studies.reconcile(cell, mine, objectives)
         for r in mine.values():
-            if r["status"] == "running":  # its driver died; the same parameters were requeued
-                store.write_trial(r | {"status": "interrupted"})
-        finished = sum(r["status"] in ("done", "error") for r in mine.values())
+            if r.status == "running":  # its driver died; the same parameters were requeued
+                store.write_trial(r.model_copy(update={"status": "interrupted"}))
+        finished = sum(r.finished for r in mine.values())
         remaining[cell] = max(0, spec.trials_per_cell - finished)
     return studies, remaining
 

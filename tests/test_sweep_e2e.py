@@ -14,15 +14,17 @@ import psutil
 import pytest
 
 import orchestrator.results as results
-from orchestrator.spec import load_spec
+from orchestrator.records import TrialRecord
+from orchestrator.spec import TRIAL_FIELDS, load_spec
 from orchestrator.store import RunStore
+from trainers.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
 pytestmark = pytest.mark.integration
 
 
-def _records(run_dir: Path) -> list[dict]:
+def _records(run_dir: Path) -> list[TrialRecord]:
     return RunStore(run_dir).trial_records()
 
 
@@ -46,7 +48,7 @@ def test_smoke_sweep_killed_and_resumed(tmp_path):
     try:
         deadline = time.time() + 600
         while time.time() < deadline:  # kill once a trial has finished and the next one is running
-            statuses = [r["status"] for r in _records(run_dir)]
+            statuses = [r.status for r in _records(run_dir)]
             if "done" in statuses and "running" in statuses:
                 break
             assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
@@ -56,34 +58,39 @@ def test_smoke_sweep_killed_and_resumed(tmp_path):
     finally:
         _kill_session(first.pid)
         first.wait()
-    before = {r["key"]: r for r in _records(run_dir)}
-    interrupted = [r for r in before.values() if r["status"] == "running"]
-    finished_first = [r for r in before.values() if r["status"] == "done"]
+    before = {r.key: r for r in _records(run_dir)}
+    interrupted = [r for r in before.values() if r.status == "running"]
+    finished_first = [r for r in before.values() if r.status == "done"]
     assert len(interrupted) == 1 and finished_first
 
     second = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=900)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "Pareto front per cell" in second.stdout
 
-    after = {r["key"]: r for r in _records(run_dir)}
+    after = {r.key: r for r in _records(run_dir)}
     # finished trials were not rerun: their records are untouched
     for r in finished_first:
-        assert after[r["key"]] == r
+        assert after[r.key] == r
     # the interrupted trial is marked, and its parameters ran again exactly once
     stopped = interrupted[0]
-    assert after[stopped["key"]]["status"] == "interrupted"
-    reruns = [r for r in after.values() if r["status"] == "done" and r["cell"] == stopped["cell"]
-              and (r["lr"], r["mix"]) == (stopped["lr"], stopped["mix"])]
+    assert after[stopped.key].status == "interrupted"
+    reruns = [r for r in after.values() if r.status == "done" and r.cell == stopped.cell
+              and (r.lr, r.mix) == (stopped.lr, stopped.mix)]
     assert len(reruns) == 1
     # every cell ends with exactly its planned number of finished trials, each with its own adapter
     for model, method in spec.cells:
         cell = f"{model.label}:{method}"
-        done = [r for r in after.values() if r["cell"] == cell and r["status"] == "done"]
+        done = [r for r in after.values() if r.cell == cell and r.status == "done"]
         assert len(done) == spec.trials_per_cell, cell
-        assert len({(r["lr"], r["mix"]) for r in done}) == spec.trials_per_cell  # no repeated trial
+        assert len({(r.lr, r.mix) for r in done}) == spec.trials_per_cell  # no repeated trial
         for r in done:
-            assert (Path(r["adapter_dir"]) / "adapter_config.json").exists()
-            assert set(r["objectives"]) == {"calibration_error", "capability_loss"}
+            assert (Path(r.adapter_dir) / "adapter_config.json").exists()
+            assert set(r.objectives) == {"calibration_error", "capability_loss"}
+            # the config the worker trained with: the spec's section, merged, plus the trial's fields
+            used = TrainConfig.model_validate_json((Path(r.adapter_dir) / "train_config.json").read_text())
+            assert (used.method, used.lr, used.mix) == (method, r.lr, r.mix)
+            assert used.model_dump(exclude=set(TRIAL_FIELDS)) == \
+                spec.training_for(model.label, method).model_dump(exclude=set(TRIAL_FIELDS))
         study = optuna.load_study(study_name=f"smoke/{cell}", storage=f"sqlite:///{run_dir}/optuna.db")
         assert sum(t.state.name == "COMPLETE" for t in study.trials) == spec.trials_per_cell
 

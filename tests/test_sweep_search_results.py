@@ -7,6 +7,7 @@ import pytest
 import orchestrator.results as results
 from orchestrator.search import Cell, CellSearcher, CellStudies, trial_key
 from orchestrator.spec import Range, parse_spec
+from orchestrator.records import TrialRecord
 from orchestrator.store import RunStore, read_json, write_json
 
 LR, MIX = Range(low=1e-4, high=1e-2, log=True), Range(low=0.0, high=0.9)
@@ -46,7 +47,9 @@ def test_reconcile_requeues_interrupted_trials_with_the_same_parameters(tmp_path
     studies = _studies(tmp_path)
     n0, lr0, mix0 = studies.ask(CELLS[0])   # finished, but the driver died before telling
     n1, lr1, mix1 = studies.ask(CELLS[0])   # interrupted mid-trial
-    records = {n0: {"status": "done", "objectives": {"a": 0.5, "b": 0.1}}, n1: {"status": "running"}}
+    common = dict(cell=CELLS[0].name, model=CELLS[0].model, method=CELLS[0].method, lr=lr0, mix=mix0)
+    records = {n0: TrialRecord(key="k0", optuna_number=n0, status="done", objectives={"a": 0.5, "b": 0.1}, **common),
+               n1: TrialRecord(key="k1", optuna_number=n1, **common)}
     reopened = _studies(tmp_path)           # a new driver, same storage
     reopened.reconcile(CELLS[0], records, ["a", "b"])
     study = reopened.studies[CELLS[0]]
@@ -83,13 +86,15 @@ def _fake_run(tmp_path):
     store.save_baseline("tiny", {"model_ref": "tiny", "metrics": {"fidelity/tv": 0.9, "arithmetic/flexible_acc": 0.5}})
     points = {"000": (0.5, 0.1), "001": (0.4, 0.2), "002": (0.6, 0.3), "003": (0.3, 0.05)}
     for n, (cal, cap) in points.items():
-        store.write_trial({"key": f"tiny-soft-{n}", "cell": "tiny:soft", "model": "tiny", "method": "soft",
-                           "lr": 1e-3, "mix": 0.1, "status": "done", "optuna_number": int(n),
-                           "objectives": {"calibration_error": cal, "capability_loss": cap},
-                           "metrics": {"fidelity/tv": cal, "arithmetic/flexible_acc": 0.5 - cap},
-                           "train_metrics": {"loss": 1.0}})
-    store.write_trial({"key": "tiny-hard-000", "cell": "tiny:hard", "model": "tiny", "method": "hard",
-                       "lr": 1e-3, "mix": 0.1, "status": "running", "optuna_number": 0})
+        store.write_trial(TrialRecord(
+            key=f"tiny-soft-{n}", cell="tiny:soft", model="tiny", model_ref="tiny", method="soft", lr=1e-3,
+            mix=0.1, status="done", optuna_number=int(n), objectives={"calibration_error": cal, "capability_loss": cap},
+            objective_se={"calibration_error": 0.01, "capability_loss": None},
+            metrics={"fidelity/tv": cal, "arithmetic/flexible_acc": 0.5 - cap}, train_metrics={"loss": 1.0}))
+    # a record as versions before the typed record wrote it (no objective_se)
+    write_json(store.trial_path("tiny-hard-000"), {
+        "key": "tiny-hard-000", "cell": "tiny:hard", "model": "tiny", "model_ref": "tiny", "method": "hard",
+        "lr": 1e-3, "mix": 0.1, "status": "running", "optuna_number": 0, "started_at": 1.0})
     return store
 
 
@@ -98,8 +103,11 @@ def test_results_frames_while_a_sweep_is_running(tmp_path):
     trials = results.trials(store.root)
     assert len(trials) == 5 and set(trials["status"]) == {"done", "running"}
     for column in ["key", "cell", "model", "method", "lr", "mix", "status", "calibration_error",
-                   "capability_loss", "fidelity/tv", "arithmetic/flexible_acc", "train/loss", "adapter_dir"]:
+                   "calibration_error_se", "capability_loss", "capability_loss_se", "fidelity/tv",
+                   "arithmetic/flexible_acc", "train/loss", "adapter_dir"]:
         assert column in trials.columns
+    soft = trials[trials["cell"] == "tiny:soft"]
+    assert (soft["calibration_error_se"] == 0.01).all() and soft["capability_loss_se"].isna().all()
     front = results.pareto(store.root)
     # 000 (0.5, 0.1) and 002 are dominated by 003 (0.3, 0.05); 001 too
     assert front["key"].tolist() == ["tiny-soft-003"]

@@ -1,0 +1,43 @@
+"""The trial record: one JSON file per trial under <run>/trials/, the sweep's source of truth.
+
+Written by the trial (orchestrator.trial) at start and end, read by resume (orchestrator.tuning) and by
+orchestrator.results. Unknown keys are ignored on reading, so records written by older versions load.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["running", "done", "error", "interrupted"]
+
+
+class TrialRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    cell: str                       # "<model label>:<method>"
+    model: str                      # model label
+    model_ref: str = ""
+    method: str
+    lr: float
+    mix: float
+    optuna_number: int
+    status: Status = "running"
+    started_at: float = Field(default_factory=time.time)
+    finished_at: float | None = None
+    adapter_dir: str | None = None
+    train_metrics: dict = {}
+    metrics: dict = {}              # the evaluation summary (flat keys; `<metric>_se` standard errors)
+    objectives: dict[str, float | None] = {}
+    objective_se: dict[str, float | None] = {}
+    train_wall_s: float | None = None
+    eval_wall_s: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "error")
