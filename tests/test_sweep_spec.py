@@ -145,3 +145,10 @@ def test_validate_flag(capsys):
 def test_resume_needs_an_existing_sweep(tmp_path, capsys):
     assert main([str(ROOT / "sweeps" / "smoke.yaml"), "--storage", str(tmp_path), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_paper_spec_carries_the_papers_per_method_schedule():
+    spec = load_spec(ROOT / "sweeps" / "paper.yaml")
+    soft, hard = spec.training_for("qwen3-4b", "soft"), spec.training_for("qwen3-4b", "hard")
+    assert (soft.epochs, soft.max_bins, soft.num_decimals) == (3, 1001, 5)
+    assert (hard.epochs, hard.max_bins, hard.hard_samples_per_prompt) == (2, 16384, 16)
