@@ -1,16 +1,26 @@
 """The training stream: calibration examples and capability-replay examples at ratio `mix`.
 
+Calibration slots walk the training prompts epoch by epoch, as the paper's reference does
+(METHOD.md section 3, its `_balanced_prompt_order`): every prompt appears exactly `copies` times per
+epoch (1 for soft target, `hard_samples_per_prompt` for hard target), so a family's share of the
+stream is proportional to its prompt count. Within an epoch each family's items are shuffled and the
+families are interleaved round-robin, the order of the still-active families reshuffled every round;
+once a small family is used up, the later rounds hold only the larger ones. Each epoch's order is drawn
+afresh from (seed, epoch).
+
+Over whole epochs this gives the same family shares as a plain per-epoch permutation; it differs in
+where families sit inside an epoch (every family early, the big families at the end), which matters for
+runs cut short by `max_steps` and for the learning-rate schedule, so we follow the reference.
+
 Which slots are replay is drawn i.i.d. (each slot is replay with probability `mix`), so the replay
-fraction of any run is `mix` within binomial sampling error. Calibration slots walk the prompts in
-family-balanced round-robin order (one prompt of each family in turn, each family's prompts shuffled),
-as the paper's training order does. Deterministic by seed.
+fraction of any run is `mix` within binomial sampling error. The whole stream is a pure function of
+(seed, position): a restarted worker group resuming at step s sees what an uninterrupted run sees.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -21,34 +31,44 @@ class StreamItem:
     index: int  # into the calibration prompts, or the replay pool (take it modulo the pool's size)
 
 
-def family_round_robin(families: Sequence[str], rng: np.random.Generator) -> Iterator[int]:
-    """Endless prompt indices: one per family in turn; each family reshuffled when it is used up."""
-    by_family: dict[str, list[int]] = defaultdict(list)
-    for i, fam in enumerate(families):
-        by_family[fam].append(i)
-    order = sorted(by_family)
-    queues = {fam: [] for fam in order}
-    while True:
-        for fam in order:
-            if not queues[fam]:
-                queues[fam] = list(rng.permutation(by_family[fam]))
-            yield int(queues[fam].pop())
+def epoch_order(families: Sequence[str], seed: int, epoch: int, copies: int = 1) -> np.ndarray:
+    """Prompt indices of one epoch: each prompt `copies` times, families interleaved round-robin.
+
+    Family f's items (its prompts repeated `copies` times, shuffled) fill rounds 0, 1, ... one item per
+    round; inside a round the families come in a random order. Drawing an independent uniform key per
+    (family, round) and sorting by (round, key) gives exactly a uniform shuffle of each round's active
+    families, in one vectorised sort.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    labels = np.asarray(families)
+    rounds, keys, items = [], [], []
+    for fam in sorted(set(families)):
+        mine = np.repeat(np.flatnonzero(labels == fam), copies)
+        items.append(rng.permutation(mine))
+        rounds.append(np.arange(len(mine)))
+        keys.append(rng.random(len(mine)))
+    order = np.lexsort((np.concatenate(keys), np.concatenate(rounds)))
+    return np.concatenate(items)[order]
 
 
-def mixed_stream(n_items: int, mix: float, calib_families: Sequence[str], seed: int = 0) -> list[StreamItem]:
+def mixed_stream(n_items: int, mix: float, calib_families: Sequence[str], seed: int = 0,
+                 copies: int = 1) -> list[StreamItem]:
+    """The first `n_items` slots of the stream (calibration epochs as in `epoch_order`, replay i.i.d.)."""
     if not 0.0 <= mix < 1.0:
         raise ValueError(f"mix must be in [0, 1) (got {mix})")
     if not calib_families:
         raise ValueError("the calibration prompt list is empty")
-    rng = np.random.default_rng(seed)
-    is_replay = rng.random(n_items) < mix
-    calib = family_round_robin(calib_families, rng)
-    replay_count = 0
-    items = []
+    is_replay = np.random.default_rng(seed).random(n_items) < mix
+    n_calib = int(n_items - is_replay.sum())
+    per_epoch = len(calib_families) * copies
+    epochs = -(-n_calib // per_epoch)
+    calib = np.concatenate([epoch_order(calib_families, seed, e, copies) for e in range(epochs)] or [[]])
+    items, next_calib, next_replay = [], 0, 0
     for replay in is_replay:
         if replay:
-            items.append(StreamItem("replay", replay_count))
-            replay_count += 1
+            items.append(StreamItem("replay", next_replay))
+            next_replay += 1
         else:
-            items.append(StreamItem("calib", next(calib)))
+            items.append(StreamItem("calib", int(calib[next_calib])))
+            next_calib += 1
     return items

@@ -1,9 +1,11 @@
 """The tokenized trie of an output space and its exact next-token targets (METHOD.md section 3).
 
-Every support string is tokenized canonically (no special tokens) and followed by EOS. At each trie
-node (a token prefix) the soft target is the exact next-token marginal
-q(t | prefix) = mass(prefix + t) / mass(prefix); EOS competes with longer values where one value is a
-strict prefix of another.
+Every support string is tokenized canonically (no special tokens) and followed by the end token: the
+token the model's chat turn ends with (cft.prompts.turn_terminator: <end_of_turn> for Gemma-3-it,
+<|eot_id|> for Llama-3, <|im_end|> for ChatML models, the tokenizer's EOS for raw prompts); METHOD.md
+calls it EOS. At each trie node (a token prefix) the soft target is the exact next-token marginal
+q(t | prefix) = mass(prefix + t) / mass(prefix); the end token competes with longer values where one
+value is a strict prefix of another.
 
 Targets are stored as dense padded arrays over nodes, so a batch of sampled paths becomes a batch of
 sparse targets by numpy indexing alone (no Python loop per token):
@@ -19,6 +21,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from cft.output_space import OutputSpace
+from cft.prompts import ChatOptions, turn_terminator
 
 
 class Tokenizer(Protocol):
@@ -31,7 +34,7 @@ class Tokenizer(Protocol):
 class TokenTrie:
     value_tokens: tuple[tuple[int, ...], ...]  # canonical tokens of each value, without EOS
     probs: np.ndarray        # [n_values] target probability of each value
-    eos_id: int
+    eos_id: int              # the end token of every value (the chat turn's terminator)
     node_ids: np.ndarray     # [n_nodes, K] next-token ids at each node, padded with 0
     node_probs: np.ndarray   # [n_nodes, K] q(token | node), padded with 0
     paths: np.ndarray        # [n_values, max_len + 1] node index before each token of value+EOS, -1 pad
@@ -68,11 +71,12 @@ def tokenize_values(tokenizer, values: Sequence[str]) -> list[tuple[int, ...]]:
     return [tuple(int(t) for t in ids) for ids in encoded]
 
 
-def build_trie(space: OutputSpace, tokenizer) -> TokenTrie:
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        raise ValueError("the tokenizer has no eos_token_id; the trie needs EOS to end every value")
-    return trie_from_tokens(tokenize_values(tokenizer, space.values), space.probs, int(eos))
+def build_trie(space: OutputSpace, tokenizer, end_id: int | None = None) -> TokenTrie:
+    """The trie of a space's values, each ended by `end_id` (default: the turn terminator of the
+    tokenizer's chat template with default ChatOptions; pass `turn_terminator(tokenizer, chat)` when
+    the run's chat options differ, e.g. use_chat_template=False)."""
+    end = turn_terminator(tokenizer, ChatOptions()) if end_id is None else end_id
+    return trie_from_tokens(tokenize_values(tokenizer, space.values), space.probs, int(end))
 
 
 def trie_from_tokens(value_tokens: Sequence[tuple[int, ...]], probs: np.ndarray, eos_id: int) -> TokenTrie:

@@ -24,7 +24,7 @@ def resolve_model(ref: str) -> str:
         from models.smollm2 import cache_root
         from models.tiny import build_tiny_model
 
-        path = cache_root() / "models" / "tiny-llama"
+        path = cache_root() / "models" / "tiny-llama-v2"   # v2: generation config lists both terminators
         if not (path / "config.json").exists():
             build_tiny_model(path)
         return str(path)

@@ -49,8 +49,10 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 128,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    # like Gemma-3-it's: generation stops at EOS or at the chat template's turn end <|end|>
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|end|>")],
         pad_token_id=tokenizer.pad_token_id)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

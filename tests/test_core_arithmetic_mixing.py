@@ -1,13 +1,10 @@
 import json
-import math
 import re
-from collections import Counter
 
 import pytest
 
 from cft.arithmetic import (LEVELS, generate_problems, grade_flexible, grade_strict, heldout_problems,
                             load_gsm8k_jsonl)
-from cft.mixing import mixed_stream
 
 
 def _evaluate(question: str) -> int:
@@ -58,31 +55,3 @@ def test_gsm8k_loader(tmp_path):
     path.write_text(json.dumps({"question": "q", "answer": "no final line"}))
     with pytest.raises(ValueError, match=r"gsm8k.jsonl:1: answer has no final"):
         load_gsm8k_jsonl(path)
-
-
-@pytest.mark.parametrize("mix", [0.0, 0.3, 0.7])
-def test_replay_fraction_is_mix_within_sampling_error(mix):
-    n = 5000
-    items = mixed_stream(n, mix, ["a"] * 10 + ["b"] * 3, seed=0)
-    frac = sum(i.kind == "replay" for i in items) / n
-    assert abs(frac - mix) <= 4 * math.sqrt(mix * (1 - mix) / n) + 1e-12
-    replay = [i.index for i in items if i.kind == "replay"]
-    assert replay == list(range(len(replay)))  # the replay pool is walked in order
-
-
-def test_calibration_part_is_family_balanced():
-    families = ["a"] * 20 + ["b"] * 2 + ["c"] * 5
-    items = mixed_stream(300, 0.3, families, seed=4)
-    calib = [families[i.index] for i in items if i.kind == "calib"]
-    counts = Counter(calib)
-    assert max(counts.values()) - min(counts.values()) <= 1
-    # each family's prompts are all used before any repeats
-    b_prompts = [i.index for i in items if i.kind == "calib" and families[i.index] == "b"]
-    assert sorted(b_prompts[:2]) == [20, 21]
-
-
-def test_stream_is_deterministic_and_checks_mix():
-    assert mixed_stream(100, 0.5, ["a", "b"], seed=7) == mixed_stream(100, 0.5, ["a", "b"], seed=7)
-    for bad in (-0.1, 1.0, 1.5):
-        with pytest.raises(ValueError, match="mix must be in"):
-            mixed_stream(10, bad, ["a"])

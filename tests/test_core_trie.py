@@ -48,7 +48,10 @@ def test_real_tokenizer_trie(tiny_tokenizer):
     for i, v in enumerate(space.values):
         assert tiny_tokenizer.decode(list(trie.value_tokens[i])) == v
         assert trie.path_probability(i) == pytest.approx(space.probs[i], rel=1e-9)
-        assert trie.sequence(i)[-1] == tiny_tokenizer.eos_token_id
+        # the tiny chat template ends a turn with <|end|>, so values end with it rather than EOS </s>
+        assert trie.sequence(i)[-1] == tiny_tokenizer.convert_tokens_to_ids("<|end|>")
+    raw = build_trie(space, tiny_tokenizer, end_id=tiny_tokenizer.eos_token_id)
+    assert all(raw.sequence(i)[-1] == tiny_tokenizer.eos_token_id for i in range(len(space)))
 
 
 def test_values_that_contain_eos_are_rejected():

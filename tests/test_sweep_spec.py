@@ -152,3 +152,4 @@ def test_paper_spec_carries_the_papers_per_method_schedule():
     soft, hard = spec.training_for("qwen3-4b", "soft"), spec.training_for("qwen3-4b", "hard")
     assert (soft.epochs, soft.max_bins, soft.num_decimals) == (3, 1001, 5)
     assert (hard.epochs, hard.max_bins, hard.hard_samples_per_prompt) == (2, 16384, 16)
+    assert spec.model("gpt-oss-20b").chat.assistant_prefix == "<|channel|>final<|message|>"

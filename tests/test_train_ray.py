@@ -70,13 +70,13 @@ def probe_logprobs(model, cfg: TrainConfig, tokenizer) -> list[float]:
 
 
 def support_distribution(model, cfg: TrainConfig, tokenizer):
-    """The model's exact probability of every support string (value + EOS), and the target."""
+    """The model's exact probability of every support string (value + turn terminator), and the target."""
     stream = TrainingStream(cfg, tokenizer, 1)
     prompt = stream.prompt_ids("calib", 0, stream.prompts[0].text)
     space, probs = stream.space(0), []
     with torch.no_grad():
         for v in space.values:
-            completion = tokenizer(v, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            completion = tokenizer(v, add_special_tokens=False)["input_ids"] + [stream.end_id]
             logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + completion])).logits[0], -1)
             probs.append(sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(completion)))
     return np.exp(probs), space.probs

@@ -12,7 +12,7 @@ import torch
 from trainers.config import TrainConfig
 from trainers.data import TrainingStream, collate, plan_steps
 from trainers.deepspeed_config import build_deepspeed_config
-from trainers.losses import sparse_kl_loss
+from trainers.losses import reduction_for, sparse_kl_loss
 from trainers.train import main
 
 
@@ -119,7 +119,9 @@ def test_hard_example_is_one_hot_with_prompt_masked(tiny_model_dir, tiny_tokeniz
     stream = TrainingStream(cfg_for(tiny_model_dir, method="hard"), tiny_tokenizer, 1)
     ex = stream.example(0)
     batch = collate([ex, stream.example(1)], tiny_tokenizer.pad_token_id)
-    assert ex.target_ids.shape[1] == 1 and ex.target_ids[-1, 0] == tiny_tokenizer.eos_token_id
+    # values end with the tiny chat template's turn terminator <|end|>, not the tokenizer's EOS </s>
+    assert stream.end_id == tiny_tokenizer.convert_tokens_to_ids("<|end|>") != tiny_tokenizer.eos_token_id
+    assert ex.target_ids.shape[1] == 1 and ex.target_ids[-1, 0] == stream.end_id
     assert batch["target_mask"][0].sum() == ex.target_ids.shape[0]
     assert not batch["target_mask"][0, : ex.start].any()  # no loss on the prompt
 
@@ -146,6 +148,12 @@ def test_sparse_kl_equals_dense_kl_and_cross_entropy():
     ce, _ = sparse_kl_loss(logits, hard_ids, torch.ones_like(hard_ids, dtype=torch.float), mask)
     per_row = [torch.nn.functional.cross_entropy(logits[b][mask[b]], hard_ids[b, :, 0][mask[b]]) for b in range(B)]
     torch.testing.assert_close(ce, torch.stack(per_row).mean())
+    # the token reduction averages every target position of the batch at once
+    token, per_seq_again = sparse_kl_loss(logits, ids, probs, mask, reduction="token")
+    torch.testing.assert_close(token, dense[mask].mean())
+    torch.testing.assert_close(per_seq_again, expected)
+    with pytest.raises(ValueError, match="reduction"):
+        sparse_kl_loss(logits, ids, probs, mask, reduction="batch")
 
 
 def test_sparse_kl_is_zero_at_the_target():
@@ -155,3 +163,35 @@ def test_sparse_kl_is_zero_at_the_target():
     logits[0, 0, ids[0, 0]] = q[0, 0].log()
     loss, _ = sparse_kl_loss(logits, ids, q, torch.ones(1, 1, dtype=torch.bool))
     assert abs(loss.item()) < 1e-6
+
+
+def test_hard_target_loss_is_the_token_mean_cross_entropy_of_the_batch(tiny_model_dir, tiny_tokenizer):
+    """As the reference's losses.py: F.cross_entropy over all completion tokens of the batch, prompt masked."""
+    from transformers import AutoModelForCausalLM
+
+    stream = TrainingStream(cfg_for(tiny_model_dir, method="hard", mix=0.3, batch_size=8), tiny_tokenizer, 1)
+    examples = stream.batch(0, 0, 0)
+    assert {e.kind for e in examples} == {"calib", "replay"}
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    batch = collate(examples, tiny_tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss, per_seq = sparse_kl_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"],
+                                   reduction_for("hard"))
+    # independently: full sequences (prompt + completion with its end token), labels -100 on the prompt
+    full = [e.input_ids + [int(e.target_ids[-1, 0])] for e in examples]
+    width = max(map(len, full))
+    ids = torch.full((len(full), width), tiny_tokenizer.pad_token_id)
+    labels = torch.full((len(full), width), -100)
+    for row, (e, seq) in enumerate(zip(examples, full)):
+        ids[row, :len(seq)] = torch.tensor(seq)
+        labels[row, e.start + 1:len(seq)] = torch.tensor(seq[e.start + 1:])
+    attention = (torch.arange(width)[None] < torch.tensor([len(seq) for seq in full])[:, None]).long()
+    with torch.no_grad():
+        ref_logits = model(input_ids=ids, attention_mask=attention).logits
+    expected = torch.nn.functional.cross_entropy(ref_logits[:, :-1].reshape(-1, ref_logits.shape[-1]),
+                                                 labels[:, 1:].reshape(-1), ignore_index=-100)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
+    # sequences of different lengths: the per-sequence mean (the soft-target reduction) differs
+    assert len({len(e.target_ids) for e in examples}) > 1
+    assert abs(per_seq.mean().item() - loss.item()) > 1e-3

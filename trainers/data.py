@@ -1,9 +1,11 @@
 """The training stream: which example each worker sees at each step, built as token ids + sparse targets.
 
-Every example is a sequence (prompt + completion without its final EOS) with a sparse next-token target
-at each completion position: soft-target calibration examples carry the trie marginals q(t | prefix)
-along the sampled value's path; hard-target calibration and replay examples carry one-hot targets
-(KL to a one-hot target is exactly cross-entropy). One loss function then serves every kind.
+Every example is a sequence (prompt + completion without its final end token) with a sparse next-token
+target at each completion position: soft-target calibration examples carry the trie marginals
+q(t | prefix) along the sampled value's path; hard-target calibration and replay examples carry one-hot
+targets (KL to a one-hot target is exactly cross-entropy). One loss function then serves every kind.
+Every completion (value or replay solution) ends with the model's turn terminator
+(cft.prompts.turn_terminator), the token its chat turn ends with, which exact scoring also uses.
 
 Data order is a pure function of (seed, stream position): a restarted worker group that resumes at
 step s sees exactly the examples an uninterrupted run would have seen.
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from cft.output_space import OutputSpace, build_output_space
-from cft.prompts import ChatOptions, prompt_token_ids
+from cft.prompts import prompt_token_ids, turn_terminator
 from cft.splits import TaskPrompt, build_split
 from cft.trie import TokenTrie, build_trie
 from trainers.config import TrainConfig
@@ -64,10 +66,15 @@ def calibration_prompts(cfg: TrainConfig) -> list[TaskPrompt]:
     return kept
 
 
+def samples_per_prompt(cfg: TrainConfig) -> int:
+    """How often an epoch visits each prompt: once (soft), `hard_samples_per_prompt` times (hard)."""
+    return cfg.hard_samples_per_prompt if cfg.method == "hard" else 1
+
+
 def plan_steps(cfg: TrainConfig, n_prompts: int, world_size: int) -> StepPlan:
-    """Steps cover `epochs` passes over the calibration data plus the replay that `mix` adds on top."""
-    per_prompt = cfg.hard_samples_per_prompt if cfg.method == "hard" else 1
-    items_per_epoch = n_prompts * per_prompt
+    """Steps cover `epochs` passes over the calibration prompts (each visited `samples_per_prompt`
+    times per pass) plus the replay that `mix` adds on top (in expectation: replay slots are i.i.d.)."""
+    items_per_epoch = n_prompts * samples_per_prompt(cfg)
     calib_items = math.ceil(cfg.epochs * items_per_epoch)
     all_items = math.ceil(calib_items / (1.0 - cfg.mix))
     global_batch = cfg.batch_size * cfg.grad_accum * world_size
@@ -91,6 +98,7 @@ class TrainingStream:
     def __init__(self, cfg: TrainConfig, tokenizer, world_size: int, max_len: int = 2048):
         self.cfg, self.tokenizer, self.world_size, self.max_len = cfg, tokenizer, world_size, max_len
         self.chat = cfg.chat
+        self.end_id = turn_terminator(tokenizer, self.chat)
         self.prompts = calibration_prompts(cfg)
         self.plan = plan_steps(cfg, len(self.prompts), world_size)
         self._spaces: dict[int, OutputSpace] = {}
@@ -101,7 +109,8 @@ class TrainingStream:
     def items(self) -> list:
         from cft.mixing import mixed_stream
 
-        return mixed_stream(self.plan.n_items, self.cfg.mix, [p.family for p in self.prompts], self.cfg.seed)
+        return mixed_stream(self.plan.n_items, self.cfg.mix, [p.family for p in self.prompts], self.cfg.seed,
+                            copies=samples_per_prompt(self.cfg))
 
     @cached_property
     def replay(self) -> list:
@@ -132,7 +141,7 @@ class TrainingStream:
 
     def trie(self, index: int) -> TokenTrie:
         if index not in self._tries:
-            self._tries[index] = build_trie(self.space(index), self.tokenizer)
+            self._tries[index] = build_trie(self.space(index), self.tokenizer, self.end_id)
         return self._tries[index]
 
     def prompt_ids(self, kind: str, index: int, text: str) -> list[int]:
@@ -150,14 +159,14 @@ class TrainingStream:
             completion = list(trie.sequence(value))
             return Example(prompt + completion[:-1], len(prompt) - 1, ids[0, :n], probs[0, :n], "calib")
         tokens = self.tokenizer(self.space(index).values[value], add_special_tokens=False)["input_ids"]
-        return one_hot_example(prompt, list(tokens) + [self.tokenizer.eos_token_id], "calib")
+        return one_hot_example(prompt, list(tokens) + [self.end_id], "calib")
 
     def replay_example(self, index: int) -> Example:
         problem = self.replay[index]
         prompt = self.prompt_ids("replay", index, problem.question)
         tokens = self.tokenizer(problem.solution, add_special_tokens=False)["input_ids"]
         room = max(1, min(MAX_REPLAY_COMPLETION_TOKENS, self.max_len - len(prompt)))
-        completion = (list(tokens) + [self.tokenizer.eos_token_id])[:room]
+        completion = (list(tokens) + [self.end_id])[:room]
         return one_hot_example(prompt, completion, "replay")
 
     def probe(self) -> Example:

@@ -14,7 +14,7 @@ from trainers.config import TrainConfig
 from trainers.data import TrainingStream, collate
 from trainers.deepspeed_config import build_deepspeed_config
 from trainers.faults import Fault
-from trainers.losses import sparse_kl_loss
+from trainers.losses import reduction_for, sparse_kl_loss
 from trainers.model import load_model, load_tokenizer, param_groups, resolve_model
 
 DS_TAG = "deepspeed"
@@ -94,7 +94,8 @@ def train_step(engine, stream: TrainingStream, step: int, rank: int, pad_id: int
         examples = stream.batch(step, micro, rank)
         batch = {k: v.to(engine.device) for k, v in collate(examples, pad_id).items()}
         logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss, _ = sparse_kl_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"])
+        loss, _ = sparse_kl_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"],
+                                 reduction_for(stream.cfg.method))
         engine.backward(loss)
         engine.step()
         replay = sum(e.kind == "replay" for e in examples)
