@@ -91,9 +91,14 @@ def _raise_if_error(result):
 
 
 def build_app(settings: ScorerSettings):
-    resources = {"num_cpus": settings.cpus_per_replica, "num_gpus": settings.gpus_per_replica,
+    """A replica is one Ray actor holding all its GPUs (tensor_parallel_size x gpus_per_replica, so on
+    one node); vLLM runs its tensor-parallel ranks as local processes over them, so the replica needs no
+    placement group (vLLM's Ray executor would, and loses it in its engine subprocess)."""
+    resources = {"num_cpus": settings.cpus_per_replica, "num_gpus": settings.replica_gpus,
                  # replicas import this project: make it importable wherever they start
                  "runtime_env": {"env_vars": {"PYTHONPATH": _pythonpath()}}}
+    if settings.accelerator_type:
+        resources["accelerator_type"] = settings.accelerator_type
     return ScorerDeployment.options(
         num_replicas=settings.replicas, ray_actor_options=resources,
         max_ongoing_requests=settings.max_ongoing_requests,

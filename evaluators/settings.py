@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cft.families import FamilyNames
 from cft.prompts import ChatOptions
@@ -39,11 +39,29 @@ class EngineOptions(_Settings):
     max_logprobs: int = Field(256, ge=1, description="most top tokens a request may ask for")
     max_ongoing_requests: int = Field(16, ge=1, description="per replica; concurrent ones share a batch")
     max_batch_size: int = Field(8, ge=1, description="requests merged into one engine call")
+    tensor_parallel_size: int = Field(
+        1, ge=1, le=64, description="GPUs of one node a replica's vLLM engine shards the model over; "
+        "the replica holds tensor_parallel_size x gpus_per_replica GPUs")
+    accelerator_type: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="GPU type the replicas must run on (Ray's accelerator_type: A10G, A100, H100, ...)")
 
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, name: str) -> str:
         return check_name("engine", name, ENGINES)
+
+    @model_validator(mode="after")
+    def _whole_gpus_per_rank(self):
+        if self.tensor_parallel_size > 1 and self.gpus_per_replica != int(self.gpus_per_replica):
+            raise ValueError(f"tensor_parallel_size: each of the {self.tensor_parallel_size} tensor-parallel ranks "
+                             f"needs whole GPUs, but gpus_per_replica is {self.gpus_per_replica}")
+        return self
+
+    @property
+    def replica_gpus(self) -> float:
+        """GPUs one replica holds: gpus_per_replica for each tensor-parallel rank."""
+        return self.gpus_per_replica * self.tensor_parallel_size
 
 
 class ScorerSettings(EngineOptions):

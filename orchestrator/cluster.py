@@ -1,6 +1,10 @@
 """Connecting to Ray: a given cluster, or an embedded local one sized so Tune trial drivers, Train
 workers and Serve scorer replicas all fit (STACK.md: on 2 physical cores, logical CPUs must be
-oversubscribed and trial drivers take a sliver of a CPU, else Train workers never get scheduled)."""
+oversubscribed and trial drivers take a sliver of a CPU, else Train workers never get scheduled).
+
+How many trials run at once: the spec's max_concurrent_trials, else what the cluster holds at its
+largest (orchestrator.plan, from the cluster-launcher YAML: `--cluster`, or the copy `ray up` leaves
+on the head node), else what the running (embedded) cluster holds next to the scorer replicas."""
 
 from __future__ import annotations
 
@@ -10,20 +14,39 @@ import os
 TRIAL_DRIVER_CPU = 0.01
 
 
+_cluster_yaml: str | None = None   # the cluster-launcher YAML of the cluster connect() joined, if known
+
+
 def scorer_cpus(spec) -> float:
-    return len(spec.models) * spec.evaluation.replicas * spec.evaluation.cpus_per_replica
+    return sum(e.replicas * e.cpus_per_replica for e in map(spec.evaluation_for, (m.label for m in spec.models)))
+
+
+def scorer_gpus(spec) -> float:
+    return sum(e.replicas * e.replica_gpus for e in map(spec.evaluation_for, (m.label for m in spec.models)))
 
 
 def trial_cpus(spec) -> float:
     return spec.training.workers_per_trial * spec.training.cpus_per_worker + TRIAL_DRIVER_CPU
 
 
-def connect(spec, address: str | None = None) -> str:
-    """Start or join Ray; return a line saying where the dashboard is."""
+def local_num_cpus(spec) -> int:
+    """The logical CPUs of the embedded local Ray: the scorers, the trials that run at once, and one
+    for Serve's proxy and controller."""
+    concurrent = spec.max_concurrent_trials or 1
+    return max(4, math.ceil(scorer_cpus(spec) + concurrent * trial_cpus(spec) + 1))
+
+
+def connect(spec, address: str | None = None, cluster_yaml: str | None = None) -> str:
+    """Start or join Ray; return a line saying where the dashboard is. `cluster_yaml` describes the
+    cluster joined (default when joining: the head node's copy, if this is a `ray up` head)."""
     import ray
 
+    from orchestrator.plan import cluster_yaml_in_use
+
+    global _cluster_yaml
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")  # ~10x faster Train reports
     address = address or spec.ray_address or os.environ.get("RAY_ADDRESS")
+    _cluster_yaml = cluster_yaml_in_use(cluster_yaml, joining=bool(address))
     if ray.is_initialized():  # e.g. several sweeps from one Python process (benchmarks)
         return "Ray: reusing this process's connection"
     if address:
@@ -31,24 +54,31 @@ def connect(spec, address: str | None = None) -> str:
     else:
         from trainers.ray_local import init_local_ray
 
-        concurrent = spec.max_concurrent_trials or 1
-        needed = scorer_cpus(spec) + concurrent * trial_cpus(spec) + 1  # +1: Serve proxy and controller
-        ctx = init_local_ray(num_cpus=max(4, math.ceil(needed)))
+        ctx = init_local_ray(num_cpus=local_num_cpus(spec))
     url = getattr(ctx, "dashboard_url", None)
     return f"Ray dashboard: http://{url}" if url else "Ray dashboard: (not running)"
 
 
-def max_concurrent_trials(spec) -> int:
-    """How many trials the cluster holds at once, after the scorer replicas take their share."""
+def max_concurrent_trials(spec, cluster_yaml: str | None = None) -> int:
+    """How many trials run at once (see the module docstring); at least 1."""
     if spec.max_concurrent_trials:
         return spec.max_concurrent_trials
+    cluster_yaml = cluster_yaml or _cluster_yaml
+    if cluster_yaml:
+        from orchestrator.plan import plan_for
+
+        return max(1, plan_for(spec, cluster_yaml)["max_concurrent_trials"])
     import ray
 
     total = ray.cluster_resources()
-    t, e = spec.training, spec.evaluation
-    by_cpu = (total.get("CPU", 0) - scorer_cpus(spec)) // trial_cpus(spec)
-    limits = [by_cpu]
+    return concurrency_from_totals(spec, total.get("CPU", 0), total.get("GPU", 0))
+
+
+def concurrency_from_totals(spec, cpus: float, gpus: float) -> int:
+    """Trials a fixed-size cluster of `cpus` and `gpus` holds next to the scorer replicas (the embedded
+    local cluster, or a cluster whose launcher YAML is unknown)."""
+    limits = [(cpus - scorer_cpus(spec)) // trial_cpus(spec)]
+    t = spec.training
     if t.gpus_per_worker:
-        free_gpus = total.get("GPU", 0) - len(spec.models) * e.replicas * e.gpus_per_replica
-        limits.append(free_gpus // (t.workers_per_trial * t.gpus_per_worker))
+        limits.append((gpus - scorer_gpus(spec)) // (t.workers_per_trial * t.gpus_per_worker))
     return max(1, int(min(limits)))

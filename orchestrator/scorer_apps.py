@@ -3,17 +3,18 @@ evaluation (the baseline every capability loss is measured against), computed on
 
 from __future__ import annotations
 
-from models.resolve import ModelNotFound, resolve_model
+from models.resolve import ModelNotFound, fetch_model
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.store import RunStore, write_json
 from orchestrator.trial import eval_settings
 
 
 def resolve_models(spec: SweepSpec) -> dict[str, str]:
+    """Each model as a local directory; hub models are downloaded here, once, before any trial starts."""
     paths = {}
     for m in spec.models:
         try:
-            paths[m.label] = resolve_model(m.ref)
+            paths[m.label] = fetch_model(m.ref)
         except ModelNotFound as err:
             raise SpecError(f"models: {err}") from None
     return paths
@@ -26,9 +27,9 @@ def app_name(spec: SweepSpec, label: str) -> str:
 def start_scorers(spec: SweepSpec, model_paths: dict[str, str]) -> dict[str, str]:
     from evaluators.service import start_scorer
 
-    e = spec.evaluation
     names = {}
     for m in spec.models:
+        e = spec.evaluation_for(m.label)
         names[m.label] = app_name(spec, m.label)
         print(f"Starting scorer app {names[m.label]} ({e.engine}, {e.replicas} replica(s)) for {m.ref}", flush=True)
         start_scorer(e.scorer(model=model_paths[m.label], chat=m.chat, app_name=names[m.label],

@@ -22,7 +22,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from cft.cli import format_errors
 from cft.prompts import ChatOptions
 from evaluators.registry import EVALUATIONS
-from evaluators.settings import EvaluationConfig
+from evaluators.settings import EngineOptions, EvalSettings, EvaluationConfig
 from models.resolve import ALIASES, looks_like_path
 from trainers.config import Method, TrainConfig
 
@@ -106,12 +106,41 @@ def _reject_trial_fields(overrides: dict, fields=TRIAL_FIELDS) -> dict:
 Overrides = Annotated[dict, AfterValidator(_reject_trial_fields)]
 
 
+def _engine_fields_only(overrides: dict) -> dict:
+    """A model's scorer may run differently (replicas, GPUs, tensor parallelism, accelerator type, engine
+    limits), but every model is evaluated on the same evaluations, so what to evaluate stays sweep-wide."""
+    shared = [k for k in overrides if k in EvalSettings.model_fields]
+    if shared:
+        raise ValueError(f"{', '.join(shared)}: what to evaluate is the same for every model; set it in the "
+                         "sweep's evaluation section")
+    unknown = [k for k in overrides if k not in EngineOptions.model_fields]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: unknown scorer setting; known: {', '.join(EngineOptions.model_fields)}")
+    return overrides
+
+
+# EngineOptions fields that differ for one model's scorer app (checked whole in SweepSpec._evaluation_overrides).
+EngineOverrides = Annotated[dict, AfterValidator(_engine_fields_only)]
+
+
+def check_storage(storage: str) -> str:
+    """The sweep writes its records, adapters, checkpoints and Optuna's SQLite database with local file
+    APIs, so an object-store URI would silently become a local directory named like it."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", storage):
+        raise ValueError(f"{storage!r} is a URI; the sweep writes its results with local file APIs, so give a "
+                         "directory every node sees at the same path: a shared filesystem such as EFS "
+                         "(cluster.yaml mounts it at /mnt/shared) or an object store mounted there")
+    return storage
+
+
 class ModelSpec(Strict):
     ref: str = Field(min_length=1, description="alias (tiny, smollm2-135m-instruct), local path or hub id")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
                              description="short name used in results and paths; default derived from ref")
     chat: ChatOptions = ChatOptions()
     training: Overrides = {}
+    evaluation: EngineOverrides = Field({}, description="this model's scorer settings (EngineOptions fields), "
+                                        "e.g. {tensor_parallel_size: 4, accelerator_type: A100}")
 
     @field_validator("ref")
     @classmethod
@@ -175,6 +204,11 @@ class SweepSpec(Strict):
     optuna_storage: str | None = Field(None, description="database URL; default: SQLite under the storage path")
     seed: int = Field(0, ge=0, lt=2**31)
 
+    @field_validator("storage")
+    @classmethod
+    def _local_storage(cls, storage: str) -> str:
+        return check_storage(storage)
+
     @field_validator("methods", mode="before")
     @classmethod
     def _methods_as_dict(cls, methods):
@@ -217,6 +251,17 @@ class SweepSpec(Strict):
                                  "(python -m trainers.train --full trains one full model)")
         return self
 
+    @model_validator(mode="after")
+    def _evaluation_overrides(self):
+        for i, m in enumerate(self.models):
+            if m.evaluation:
+                try:
+                    self.evaluation_for(m.label)
+                except ValidationError as err:
+                    reasons = (line.removeprefix("(top level): ") for line in format_errors(err).splitlines())
+                    raise ValueError(f"models.{i}.evaluation: " + "; ".join(reasons)) from None
+        return self
+
     def _override_sections(self):
         yield "training", {}
         for i, m in enumerate(self.models):
@@ -231,6 +276,10 @@ class SweepSpec(Strict):
         """The sweep's training settings with the model's, then the method's, overrides merged in."""
         overrides = self.model(label).training | (self.methods.get(method) or {})
         return TrainConfig.model_validate(self.training.model_dump() | overrides)
+
+    def evaluation_for(self, label: str) -> EvaluationConfig:
+        """The sweep's evaluation settings with the model's scorer overrides merged in."""
+        return EvaluationConfig.model_validate(self.evaluation.model_dump() | self.model(label).evaluation)
 
     @property
     def run_dir(self) -> str:

@@ -3,7 +3,8 @@ rate x mix, each trial training on Ray Train + DeepSpeed and scored by the Serve
 
     python -m orchestrator.sweep                       # the embedded default: sweeps/local.yaml
     python -m orchestrator.sweep sweeps/smoke.yaml
-    python -m orchestrator.sweep sweeps/paper.yaml --address auto --storage s3://bucket/cft
+    python -m orchestrator.sweep sweeps/paper.yaml --address auto --storage /mnt/shared/cft-results
+    python -m orchestrator.sweep sweeps/paper.yaml --plan --cluster cluster.yaml   # placement, no Ray
 
 Rerunning the same spec and storage (or passing --resume) continues an interrupted sweep: finished
 trials are kept, an interrupted one runs again, and every cell ends with its planned trial count.
@@ -30,6 +31,12 @@ def parse_args(argv):
     p.add_argument("--storage", help="override the spec's storage path")
     p.add_argument("--resume", action="store_true", help="require an existing sweep to continue")
     p.add_argument("--validate", action="store_true", help="only validate the spec and exit")
+    p.add_argument("--plan", action="store_true",
+                   help="only print where each cell's training and scoring land, whether they fit, the "
+                        "concurrency and GPU-hours (starts no Ray); exit 2 if a cell fits nowhere")
+    p.add_argument("--cluster", help="Ray cluster-launcher YAML to plan against and size concurrency by "
+                                     "(default when joining a `ray up` cluster: its head's copy)")
+    p.add_argument("--json", action="store_true", help="with --plan: print the plan as one JSON object")
     return p.parse_args(argv)
 
 
@@ -51,13 +58,13 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
     return store
 
 
-def run(spec: SweepSpec, address: str | None = None, resume: bool = False):
+def run(spec: SweepSpec, address: str | None = None, resume: bool = False, cluster_yaml: str | None = None):
     from orchestrator import cluster
     from orchestrator.scorer_apps import ensure_baselines, resolve_models, start_scorers, stop_scorers
     from orchestrator.tuning import run_tune
 
     store = prepare_run_dir(spec, resume)
-    print(cluster.connect(spec, address), flush=True)
+    print(cluster.connect(spec, address, cluster_yaml), flush=True)
     t0 = time.time()
     model_paths = resolve_models(spec)
     app_names = start_scorers(spec, model_paths)
@@ -81,15 +88,41 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_spec(args.spec)
         if args.storage:
-            spec = spec.model_copy(update={"storage": args.storage})
+            spec = spec.model_copy(update={"storage": _checked_storage(args.storage)})
         if args.validate:
             print(f"{args.spec}: valid ({len(spec.cells)} cells x {spec.trials_per_cell} trials)")
             return 0
-        _, failed = run(spec, args.address, args.resume)
+        if args.plan:
+            return print_plan(spec, args.cluster, args.json)
+        _, failed = run(spec, args.address, args.resume, args.cluster)
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 1 if failed else 0
+
+
+def _checked_storage(storage: str) -> str:
+    from orchestrator.spec import check_storage
+
+    try:
+        return check_storage(storage)
+    except ValueError as err:
+        raise SpecError(f"--storage: {err}") from None
+
+
+def print_plan(spec: SweepSpec, cluster_yaml: str | None, as_json: bool) -> int:
+    """`--plan`: 0 if every cell can be placed, else 2 (naming the cells)."""
+    import json
+
+    from orchestrator.plan import format_plan, plan_for
+
+    if cluster_yaml and not Path(cluster_yaml).expanduser().is_file():
+        raise SpecError(f"--cluster: no such file {cluster_yaml}")
+    plan = plan_for(spec, cluster_yaml)
+    print(json.dumps(plan, indent=1) if as_json else format_plan(plan))
+    for cell in plan["unplaceable"]:
+        print(f"error: cell {cell['cell']} (model {cell['model']}) cannot be placed: {cell['reason']}", file=sys.stderr)
+    return 2 if plan["unplaceable"] else 0
 
 
 if __name__ == "__main__":

@@ -27,16 +27,17 @@ def _train_values(tmp_path) -> dict:
         lora=False, lora_r=4, lora_alpha=8, lora_dropout=0.1, lora_target_modules=["q_proj", "v_proj"],
         zero_stage=2, workers_per_trial=2, cpus_per_worker=0.5, gpus_per_worker=1, split="test_unseen_params",
         families=["gaussian", "poisson"], prompts_per_family=3, num_decimals=2, max_bins=64,
-        hard_samples_per_prompt=5, replay_pool=99, replay_jsonl=str(replay), checkpoint_every=4)
+        hard_samples_per_prompt=5, replay_pool=99, replay_jsonl=str(replay), checkpoint_every=4,
+        accelerator_type="A100")
 
 
 EVAL_VALUES = dict(
-    engine="hf", replicas=2, cpus_per_replica=0.5, gpus_per_replica=0.5, max_loras=3, max_lora_rank=32,
+    engine="hf", replicas=2, cpus_per_replica=0.5, gpus_per_replica=2, max_loras=3, max_lora_rank=32,
     max_model_len=1024, dtype="float32", kv_cache_gib=2, max_logprobs=64, max_ongoing_requests=4,
     max_batch_size=3, evals=["fidelity", "sampled"], splits=["test_ood_family"], selection="full",
     families=["poisson"], num_decimals=2, max_bins=64, samples_per_prompt=50, arithmetic_problems=7, seed=3,
     sample_max_tokens=20, arithmetic_max_tokens=100, openrandom_prompts=5, openrandom_samples=9, top_p=0.5,
-    mcq_questions=11, mcq_max_tokens=50, chunk_size=4)
+    mcq_questions=11, mcq_max_tokens=50, chunk_size=4, tensor_parallel_size=2, accelerator_type="A100")
 
 
 def test_the_value_tables_cover_every_field_with_a_non_default(tmp_path):

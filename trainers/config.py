@@ -51,6 +51,9 @@ class TrainConfig(BaseModel):
     workers_per_trial: int = Field(1, ge=1, le=1024, description="Ray Train workers (data parallel)")
     cpus_per_worker: float = Field(1.0, gt=0, le=1024)
     gpus_per_worker: Literal[0, 1] = Field(0, description="1: one GPU per worker, bf16 and NCCL")
+    accelerator_type: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                                         description="GPU type the workers must run on (Ray's accelerator_type: "
+                                         "A10G, A100, H100, ...)")
 
     # Data.
     split: str = Field("train", description=f"calibration split: {', '.join(SPLITS)}")

@@ -43,7 +43,7 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
         train_loop_config={"config": config, "fault": asdict(fault) if fault else None},
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=config.workers_per_trial, use_gpu=config.use_gpu,
-                                     resources_per_worker=resources),
+                                     resources_per_worker=resources, accelerator_type=config.accelerator_type),
         run_config=RunConfig(**run_settings),
     )
     result = trainer.fit()

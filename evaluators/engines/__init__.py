@@ -13,7 +13,8 @@ def make_engine(settings) -> Engine:
     options = dict(max_loras=settings.max_loras, dtype=settings.dtype)
     if settings.engine == "vllm":
         options |= dict(max_lora_rank=settings.max_lora_rank, max_model_len=settings.max_model_len,
-                        kv_cache_gib=settings.kv_cache_gib, max_logprobs=settings.max_logprobs)
+                        kv_cache_gib=settings.kv_cache_gib, max_logprobs=settings.max_logprobs,
+                        tensor_parallel_size=settings.tensor_parallel_size)
     return engine_class(settings.engine)(settings.model, **options)
 
 

@@ -18,7 +18,8 @@ NODE_BATCH = 8192     # trie-node requests per engine call
 
 class VLLMEngine:
     def __init__(self, model: str, max_loras: int = 4, max_lora_rank: int = 16, max_model_len: int = 512,
-                 dtype: str = "auto", kv_cache_gib: int = 1, max_logprobs: int = 256, seed: int = 0):
+                 dtype: str = "auto", kv_cache_gib: int = 1, max_logprobs: int = 256, seed: int = 0,
+                 tensor_parallel_size: int = 1):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         # One process per engine: a killed replica takes its engine with it, and nothing is forked.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -31,6 +32,9 @@ class VLLMEngine:
             max_model_len=max_model_len, dtype="float32" if dtype == "auto" and on_cpu else dtype,
             enable_prefix_caching=True, max_logprobs=max_logprobs, seed=seed,
             enforce_eager=on_cpu,   # halves the load time on CPU; graphs buy nothing there
+            # ranks as local processes over the GPUs Ray gave this replica (see evaluators.service.build_app)
+            **({"tensor_parallel_size": tensor_parallel_size, "distributed_executor_backend": "mp"}
+               if tensor_parallel_size > 1 else {}),
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.lora_ids: dict[str, int] = {}      # adapter key -> vLLM's integer id
