@@ -115,7 +115,8 @@ def _engine_fields_only(overrides: dict) -> dict:
                          "sweep's evaluation section")
     unknown = [k for k in overrides if k not in EngineOptions.model_fields]
     if unknown:
-        raise ValueError(f"{', '.join(unknown)}: unknown scorer setting; known: {', '.join(EngineOptions.model_fields)}")
+        known = ", ".join(EngineOptions.model_fields)
+        raise ValueError(f"{', '.join(unknown)}: unknown scorer setting; known: {known}")
     return overrides
 
 

@@ -83,6 +83,14 @@ MALFORMED = [
     (_with("evaluation.replicas", 0), "evaluation.replicas", "greater than or equal to 1"),
     (_with("name", "has space"), "name", "should match pattern"),
     (_with("seeds", [1, 2]), "seeds", "unknown field"),
+    (_with("models.0.evaluation", {"evals": ["fidelity"]}), "models.0.evaluation.evals", "same for every model"),
+    (_with("models.0.evaluation", {"shards": 2}), "models.0.evaluation.shards", "unknown scorer setting"),
+    (_with("models.0.evaluation", {"tensor_parallel_size": 2, "gpus_per_replica": 0.5}), "models.0.evaluation",
+     "needs whole GPUs"),
+    (_with("evaluation.tensor_parallel_size", 0), "evaluation.tensor_parallel_size", "greater than or equal to 1"),
+    (_with("training.accelerator_type", "A100 80GB"), "training.accelerator_type", "should match pattern"),
+    (_with("storage", "s3://bucket/cft"), "storage", "is a URI"),
+    (_with("storage", "gs://bucket/cft"), "storage", "shared filesystem such as EFS"),
 ]
 
 
@@ -153,3 +161,10 @@ def test_paper_spec_carries_the_papers_per_method_schedule():
     assert (soft.epochs, soft.max_bins, soft.num_decimals) == (3, 1001, 5)
     assert (hard.epochs, hard.max_bins, hard.hard_samples_per_prompt) == (2, 16384, 16)
     assert spec.model("gpt-oss-20b").chat.assistant_prefix == "<|channel|>final<|message|>"
+
+
+def test_a_storage_uri_on_the_command_line_is_rejected_too(capsys):
+    assert main([str(ROOT / "sweeps" / "smoke.yaml"), "--storage", "s3://bucket/cft", "--validate"]) == 2
+    err = capsys.readouterr().err
+    assert "--storage: 's3://bucket/cft' is a URI" in err and "EFS" in err
+    assert not Path("s3:").exists()
