@@ -67,7 +67,15 @@ def max_concurrent_trials(spec, cluster_yaml: str | None = None) -> int:
     if cluster_yaml:
         from orchestrator.plan import plan_for
 
-        return max(1, plan_for(spec, cluster_yaml)["max_concurrent_trials"])
+        try:
+            plan = plan_for(spec, cluster_yaml)
+        except Exception as err:   # an estimate: a YAML it cannot read must not stop the sweep
+            print(f"warning: cannot plan against {cluster_yaml} ({type(err).__name__}: {err}); "
+                  "sizing concurrency by the cluster as it is now", flush=True)
+        else:
+            for cell in plan["unplaceable"]:
+                print(f"warning: cell {cell['cell']} fits nowhere on {cluster_yaml}: {cell['reason']}", flush=True)
+            return max(1, plan["max_concurrent_trials"])
     import ray
 
     total = ray.cluster_resources()

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.spec}: valid ({len(spec.cells)} cells x {spec.trials_per_cell} trials)")
             return 0
         if args.plan:
-            return print_plan(spec, args.cluster, args.json)
+            return print_plan(spec, args.cluster, args.json, args.address)
         _, failed = run(spec, args.address, args.resume, args.cluster)
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -110,15 +110,17 @@ def _checked_storage(storage: str) -> str:
         raise SpecError(f"--storage: {err}") from None
 
 
-def print_plan(spec: SweepSpec, cluster_yaml: str | None, as_json: bool) -> int:
+def print_plan(spec: SweepSpec, cluster_yaml: str | None, as_json: bool, address: str | None = None) -> int:
     """`--plan`: 0 if every cell can be placed, else 2 (naming the cells)."""
     import json
+    import os
 
-    from orchestrator.plan import format_plan, plan_for
+    from orchestrator.plan import cluster_yaml_in_use, format_plan, plan_for
 
     if cluster_yaml and not Path(cluster_yaml).expanduser().is_file():
         raise SpecError(f"--cluster: no such file {cluster_yaml}")
-    plan = plan_for(spec, cluster_yaml)
+    joining = bool(address or spec.ray_address or os.environ.get("RAY_ADDRESS"))   # e.g. on a `ray up` head
+    plan = plan_for(spec, cluster_yaml_in_use(cluster_yaml, joining))
     print(json.dumps(plan, indent=1) if as_json else format_plan(plan))
     for cell in plan["unplaceable"]:
         print(f"error: cell {cell['cell']} (model {cell['model']}) cannot be placed: {cell['reason']}", file=sys.stderr)

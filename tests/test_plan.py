@@ -167,3 +167,14 @@ def test_plan_cli_errors(capsys, tmp_path):
     text = main([PAPER, "--plan", "--cluster", CLUSTER])
     out = capsys.readouterr().out
     assert text == 0 and "max_concurrent_trials:" in out and "gemma-3-27b:hard" in out
+
+
+def test_on_a_ray_up_head_the_sweep_plans_against_the_heads_copy_of_the_cluster_yaml(tmp_path, monkeypatch):
+    from orchestrator.plan import cluster_yaml_in_use
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cluster_yaml_in_use(None, joining=True) is None          # not a `ray up` head
+    (tmp_path / "ray_bootstrap_config.yaml").write_text(Path(CLUSTER).read_text())
+    assert cluster_yaml_in_use(None, joining=True) == str(tmp_path / "ray_bootstrap_config.yaml")
+    assert cluster_yaml_in_use(None, joining=False) is None         # the embedded local Ray: this machine
+    assert cluster_yaml_in_use(T4_CLUSTER, joining=True) == T4_CLUSTER
