@@ -15,7 +15,8 @@ The model, per GPU (every constant below is an estimate; the plan says which num
   bf16 logits and their fp32 copy for the loss + TRAIN_OVERHEAD_GIB (CUDA context, NCCL, allocator);
   sequences are TRAIN_SEQ_TOKENS long (a prompt and a number; a replay problem and its solution).
 - scorer replica, per tensor-parallel rank: its share of the bf16 weights and of the KV cache for
-  max_batch_size sequences of max_model_len tokens + max_loras LoRA adapters + SCORER_OVERHEAD_GIB,
+  max_batch_size sequences of max_model_len tokens + max_loras LoRA slots of the largest rank (vLLM
+  reserves them for every linear layer) + SCORER_OVERHEAD_GIB,
   against vLLM's share of the GPU (VLLM_GPU_FRACTION of gpus_per_replica GPUs).
 - GPU-hours: a LoRA trial costs TRAIN_FLOPS_PER_PARAM_TOKEN x (active) parameters x tokens FLOPs (tokens: the
   trainer's own step plan at the middle of the searched mix range, times TRAIN_SEQ_TOKENS) at TRAIN_MFU
@@ -45,6 +46,7 @@ TRAIN_OVERHEAD_GIB = 1.5
 SCORER_OVERHEAD_GIB = 2.0
 VLLM_GPU_FRACTION = 0.9        # vLLM's default gpu_memory_utilization
 LORA_STATE_BYTES = 16          # fp32 weight + gradient + two Adam moments
+VLLM_LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # vLLM's slots
 TRAIN_FLOPS_PER_PARAM_TOKEN = 4   # forward 2 + backward through the frozen weights 2 (LoRA's own: ~0)
 TRAIN_MFU = 0.3
 GIB = 2 ** 30
@@ -203,7 +205,7 @@ def scorer_shape(engine, shape: ModelShape | None, lora_rank: int) -> Shape:
     tp = engine.tensor_parallel_size
     if shape is not None and engine.gpus_per_replica:
         kv_per_token = 2 * shape.layers * shape.kv_dim * 2   # K and V, bf16
-        lora = lora_params(shape, lora_rank, ["q_proj", "k_proj", "v_proj", "o_proj"]) * 2
+        lora = lora_params(shape, lora_rank, VLLM_LORA_MODULES) * 2
         parts = {"weights": shape.params_b * 1e9 * 2 / tp,
                  "kv_cache": kv_per_token * engine.max_model_len * engine.max_batch_size / tp,
                  "lora_slots": engine.max_loras * lora / tp,
@@ -328,7 +330,7 @@ def build_plan(spec, node_types: list[NodeType], cluster: str, warnings: list[st
             "node_types": [asdict(t) | {"summary": t.describe()} for t in node_types],
             "models": {label: None if s is None else {"params_b": s.params_b, "source": s.source}
                        for label, s in shapes.items()},
-            "scorers": list(scorers.values()), "cells": cells, "max_concurrent_trials": concurrent,
+            "scorers": [scorers[m.label] for m in spec.models], "cells": cells, "max_concurrent_trials": concurrent,
             "cluster_holds_trials": holds, "concurrency_from": "spec" if spec.max_concurrent_trials else "cluster",
             "unplaceable": unplaceable, "gpu_hours": gpu_hours(spec, cells, scorers, concurrent),
             "warnings": warnings, "assumptions": ASSUMPTIONS}
