@@ -1,6 +1,7 @@
 """Exact fidelity: the model's probability of every support string (canonical tokens + EOS), scored
 teacher-forced with shared prompt prefixes, and the exact metrics of the task core (TV, KL, W1, mass
-off the support). No sampling noise: two runs of the same model agree to float precision.
+off the support, and for integer families the calibration error the sampled objective estimates).
+No sampling noise: two runs of the same model agree to float precision.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from cft.trie import build_trie
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import ScoreRequest
 
-METRICS = ("tv", "kl", "w1", "w1_rel", "off_support_mass")
+METRICS = ("tv", "kl", "w1", "w1_rel", "off_support_mass", "calibration_error")
 
 
 @dataclass
@@ -54,7 +55,8 @@ def split_prompts(settings) -> list[TaskPrompt]:
 
 
 def split_summary(prefix: str, rows: list[dict], metrics, splits) -> dict[str, float]:
-    """Family-balanced metrics per split (`prefix/split/metric`) and over all splits (`prefix/metric`)."""
+    """Family-balanced metrics per split (`prefix/split/metric`) and over all splits (`prefix/metric`),
+    each with `_se` where the rows carry one (cft.metrics.family_balanced)."""
     summary = {f"{prefix}/{k}": v for k, v in family_balanced(rows, metrics).items()}
     for split in splits:
         chosen = [r for r in rows if r["split"] == split]
