@@ -13,6 +13,7 @@ import numpy as np
 from cft.metrics import exact_metrics, family_balanced
 from cft.output_space import OutputSpace, build_output_space
 from cft.splits import TaskPrompt, build_split
+from cft.prompts import turn_terminator
 from cft.trie import build_trie
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import ScoreRequest
@@ -24,16 +25,17 @@ METRICS = ("tv", "kl", "w1", "w1_rel", "off_support_mass", "calibration_error")
 class ValueDistribution:
     prompt: TaskPrompt
     space: OutputSpace
-    probs: np.ndarray   # probs[i]: the model's probability of space.values[i] followed by EOS
+    probs: np.ndarray   # probs[i]: the model's probability of space.values[i] followed by its turn's end
 
 
 def value_distributions(scorer: Scorer, prompts: list[TaskPrompt], adapter: str | None = None,
                         num_decimals: int = 5, max_bins: int = 1001) -> list[ValueDistribution]:
     scorer = as_scorer(scorer)
     spaces = [build_output_space(p, num_decimals, max_bins) for p in prompts]
+    end_id = turn_terminator(scorer.tokenizer, scorer.chat)   # the token training ends each value with
     requests = []
     for prompt, space in zip(prompts, spaces):
-        trie = build_trie(space, scorer.tokenizer)
+        trie = build_trie(space, scorer.tokenizer, end_id)
         continuations = [list(trie.sequence(i)) for i in range(len(space))]
         requests.append(ScoreRequest(scorer.prompt_ids(prompt.text), continuations, adapter))
     logprobs = scorer.score(requests)

@@ -9,9 +9,7 @@ Two measures, each with its standard error over items:
   number), as the paper's tinyGSM8k check; an answer cut off by max_tokens before EOS counts as wrong.
   Only when `gsm8k_generate` is set: on CPU it costs seconds per item.
 
-Settings read from the settings object (defaults here until the typed config declares them):
-gsm8k_items (int >= 2, <= 1319), gsm8k_shots (int in [0, 8]), gsm8k_generate (bool),
-gsm8k_max_tokens (int >= 1).
+Settings: EvalSettings.gsm8k_items, gsm8k_shots, gsm8k_generate, gsm8k_max_tokens.
 """
 
 from __future__ import annotations
@@ -24,9 +22,6 @@ from cft.arithmetic import ArithmeticProblem, grade_flexible, grade_strict
 from cft.gsm8k import capability_items, capability_prompt
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest, ScoreRequest
-
-DEFAULTS = {"gsm8k_items": 100, "gsm8k_shots": 0, "gsm8k_generate": False, "gsm8k_max_tokens": 256}
-
 
 def gold_logprobs(scorer: Scorer, items: list[ArithmeticProblem], prompts: list[list[int]],
                   adapter: str | None = None) -> list[tuple[float, int]]:
@@ -78,13 +73,9 @@ def paired_difference(base_rows: list[dict], tuned_rows: list[dict], key: str) -
     return mean_and_se(diffs)
 
 
-def _setting(settings, name: str):
-    return getattr(settings, name, DEFAULTS[name])
-
-
 def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict], dict[str, float]]:
-    rows = gsm8k_capability(scorer, _setting(settings, "gsm8k_items"), adapter, _setting(settings, "gsm8k_shots"),
-                            _setting(settings, "gsm8k_generate"), _setting(settings, "gsm8k_max_tokens"))
+    rows = gsm8k_capability(scorer, settings.gsm8k_items, adapter, settings.gsm8k_shots, settings.gsm8k_generate,
+                            settings.gsm8k_max_tokens)
     summary = {}
     for key, name in (("gold_logprob", "gold_logprob"), ("strict", "strict_acc"), ("flexible", "flexible_acc")):
         if key in rows[0]:

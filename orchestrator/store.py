@@ -82,8 +82,11 @@ class RunStore:
         data = read_json(self.root / "spec.json")
         if data is None:
             return None
-        from orchestrator.spec import SweepSpec
+        from orchestrator.spec import LEGACY_METRICS, SweepSpec
 
+        for objective in data.get("objectives", []):   # written before objectives named their metric
+            if objective.get("metric") is None and objective.get("name") in LEGACY_METRICS:
+                objective["metric"] = LEGACY_METRICS[objective["name"]]
         return SweepSpec.model_validate(data)
 
     def baselines(self) -> dict:

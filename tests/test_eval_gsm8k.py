@@ -8,6 +8,7 @@ import pytest
 
 from cft.gsm8k import capability_items, capability_prompt
 from evaluators import gsm8k
+from evaluators.settings import EvalSettings
 from evaluators.client import Scorer
 from evaluators.engines import ScoreRequest
 
@@ -39,7 +40,7 @@ def test_run_reports_each_measure_with_its_standard_error(scorer):
     lp = [r["gold_logprob"] for r in rows]
     assert summary["gsm8k/gold_logprob_se"] == pytest.approx(np.std(lp, ddof=1) / math.sqrt(3))
     # settings the typed config does not declare yet fall back to the defaults: no generation
-    _, summary = gsm8k.run(scorer, SimpleNamespace(gsm8k_items=2))
+    _, summary = gsm8k.run(scorer, EvalSettings(gsm8k_items=2))
     assert set(summary) == {"gsm8k/gold_logprob", "gsm8k/gold_logprob_se"}
 
 
