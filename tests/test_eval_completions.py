@@ -97,3 +97,24 @@ def test_an_empty_or_missing_file_is_an_error(tmp_path):
         score_completions_file(tmp_path / "empty.jsonl")
     with pytest.raises(FileNotFoundError):
         score_completions_file(tmp_path / "missing.jsonl")
+
+
+def test_the_cli_prints_one_json_object_and_exits_2_on_a_malformed_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"family": "poisson", "params": {"lambda": 4}, "samples": ["3", "4", "x"]}\n'
+                    '{"family": "gaussian", "params": {"mu": 0.0, "sigma": 1.0}, "num_decimals": 1, '
+                    '"samples": ["0.1", "-0.3"]}\n')
+    run = [sys.executable, "-m", "evaluators.score", "--completions"]
+    proc = subprocess.run(run + [str(good), "--json", "--samples", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [r["family"] for r in result["rows"]] == ["poisson", "gaussian"]
+    assert result["rows"][0]["n_samples"] == 2 and "calibration_error_se" in result["summary"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + '{"family": "zipf", "params": {}, "samples": ["1"]}\n')
+    proc = subprocess.run(run + [str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and ":3:" in proc.stderr and proc.stdout == ""
