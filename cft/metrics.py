@@ -254,39 +254,75 @@ def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimal
             for _ in range(n_boot if k > 1 else 0)]
     se_capped = float(np.std(boot, ddof=1)) if len(boot) > 1 else 0.0
     v = k / n
-    value = (1 - v) * WORST + v * capped
+    value = _combined(v, r)
     se = math.sqrt((WORST - capped) ** 2 * v * (1 - v) / n + v ** 2 * se_capped ** 2)
     return {"calibration_error": float(value), "calibration_error_se": se, "w1_scaled": float(r)}
 
 
-def _model_cdf_on_grid(ref: Reference, space: OutputSpace, model_probs: np.ndarray) -> tuple[np.ndarray, float]:
-    """The model's CDF, renormalised over the support strings, on the reference's integer grid
-    (widened to the strings if they reach beyond it), with the grid; and its mass on the support."""
+def _combined(valid_rate: float, scaled_w1: float) -> float:
+    """The calibration error's definition: invalid mass at WORST, the valid part's W1 / scale capped."""
+    return (1 - valid_rate) * WORST + valid_rate * min(scaled_w1, WORST)
+
+
+def full_lattice(space: OutputSpace) -> bool:
+    """True where the space lists every value it can hold between its ends: an integer support, or a
+    continuous window with every multiple of 10^-num_decimals (not thinned by max_bins)."""
+    if len(space) < 2:
+        return True
+    step = 1.0 if space.integer else 10.0 ** -space.num_decimals
+    return bool(np.allclose(np.diff(space.numbers), step, rtol=1e-6, atol=0.0))
+
+
+def _integer_cdfs(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarray):
+    """(reference, the model's CDF renormalised over the support strings, the true CDF, the model's mass
+    on the support), both CDFs on the integers of the reference grid widened to the strings."""
+    ref = reference(prompt)
+    if not ref.integer:
+        raise ValueError(f"needs an integer family (got {prompt.family})")
     m = np.clip(np.asarray(model_probs, dtype=float), 0.0, None)
     on_support = float(m.sum())
     values = space.numbers.astype(int)
     lo, hi = min(ref.grid[0], values.min()), max(ref.grid[-1], values.max())
-    grid = np.arange(lo, hi + 1)
-    pmf = np.zeros(len(grid))
+    pmf = np.zeros(hi - lo + 1)
     np.add.at(pmf, values - lo, m / on_support if on_support > 0 else m)
-    return np.cumsum(pmf), on_support
+    return ref, np.cumsum(pmf), ref.dist.cdf(np.arange(lo, hi + 1)), on_support
+
+
+def _lattice_w1(ref: Reference, space: OutputSpace, model_cdf: np.ndarray) -> float:
+    """W1 between a model on a continuous family's full num_decimals lattice and the true distribution
+    rounded to that lattice (whose CDF at a lattice point x is F(x + step/2)), both clamped to
+    [ref.low, ref.high]: the lattice's intervals, plus the true tails beyond its ends."""
+    step = 10.0 ** -space.num_decimals
+    x = ref.clamp(space.numbers)
+    rounded_cdf = ref.dist.cdf(space.numbers + step / 2)
+    body = float(np.sum(np.abs(model_cdf[:-1] - rounded_cdf[:-1]) * np.diff(x)))
+    lo, hi = ref.clamp(np.array([-np.inf, np.inf]))
+    below = integrate.quad(lambda t: ref.dist.cdf(t + step / 2), lo, x[0], limit=200)[0] if x[0] > lo else 0.0
+    above = integrate.quad(lambda t: ref.dist.sf(t + step / 2), x[-1], hi, limit=200)[0] if hi > x[-1] else 0.0
+    return body + below + above
 
 
 def exact_calibration_error(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarray) -> float:
-    """The calibration error of a model's exact distribution over an integer family's support strings
-    (model_probs[i] = P(values[i] + EOS)): the limit of `calibration_error` as n grows. Mass off the
-    support is invalid (valid rate = on-support mass); W1 is integral |F_model - F_true| over the
-    integers, against the true distribution (not the output space's folded tails)."""
-    ref = reference(prompt)
-    if not ref.integer:
-        raise ValueError(f"exact calibration error needs an integer family (got {prompt.family})")
-    model_cdf, v = _model_cdf_on_grid(ref, space, model_probs)
-    if v <= 0:
-        return WORST
-    lo = min(ref.grid[0], int(space.numbers.min()))
-    true_cdf = ref.dist.cdf(np.arange(lo, lo + len(model_cdf)))
-    r = _scaled(float(np.sum(np.abs(model_cdf - true_cdf))), ref.scale)
-    return (1 - v) * WORST + v * min(r, WORST)
+    """The calibration error of a model's exact distribution over the support strings (model_probs[i]
+    = P(values[i] + EOS)): the limit of `calibration_error` as n grows. Mass off the strings is invalid
+    (valid rate = their total mass). Integer families: W1 is integral |F_model - F_true| over the
+    integers, against the true distribution (not the output space's folded tails). Continuous
+    families: only on a full lattice (`full_lattice`: every num_decimals value of the window, so
+    max_bins must not thin it), against the true distribution rounded to the lattice, as the sampled
+    estimator rounds its reference quantiles; a model writing other precisions loses that mass as
+    invalid here while sampling would count it. Raises ValueError on a thinned continuous space."""
+    if reference(prompt).integer:
+        ref, model_cdf, true_cdf, v = _integer_cdfs(prompt, space, model_probs)
+        w1 = float(np.sum(np.abs(model_cdf - true_cdf)))
+    else:
+        if not full_lattice(space):
+            raise ValueError(f"{prompt.key}: the output space is thinned to {len(space)} values; the exact "
+                             "calibration error needs every num_decimals value of the window (raise max_bins)")
+        ref = reference(prompt)
+        m = np.clip(np.asarray(model_probs, dtype=float), 0.0, None)
+        v = float(m.sum())
+        w1 = _lattice_w1(ref, space, np.cumsum(m / v)) if v > 0 else 0.0
+    return WORST if v <= 0 else _combined(v, _scaled(w1, ref.scale))
 
 
 def expected_calibration_error(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarray, n: int) -> float:
@@ -297,12 +333,7 @@ def expected_calibration_error(prompt: TaskPrompt, space: OutputSpace, model_pro
     Binomial(k, F_model(j)) and G_k(j) = min(k, floor(k F_true(j) + 1/2)) / k counts the reference
     quantiles at or below j; the number of valid samples is Binomial(n, on-support mass).
     """
-    ref = reference(prompt)
-    if not ref.integer:
-        raise ValueError(f"expected calibration error needs an integer family (got {prompt.family})")
-    model_cdf, v = _model_cdf_on_grid(ref, space, model_probs)
-    lo = min(ref.grid[0], int(space.numbers.min()))
-    true_cdf = ref.dist.cdf(np.arange(lo, lo + len(model_cdf)))
+    ref, model_cdf, true_cdf, v = _integer_cdfs(prompt, space, model_probs)
     counts = np.arange(n + 1)
     p_k = stats.binom.pmf(counts, n, min(v, 1.0))
     likely = counts[p_k > 1e-10]
@@ -315,7 +346,7 @@ def expected_calibration_error(prompt: TaskPrompt, space: OutputSpace, model_pro
         pmf = stats.binom.pmf(b[None, :], k, np.clip(model_cdf, 0.0, 1.0)[:, None])
         reference_counts = np.minimum(k, np.floor(k * true_cdf + 0.5))
         w1 = float(np.sum(pmf * np.abs(b[None, :] - reference_counts[:, None]))) / k
-        expected += p_k[k] * ((1 - k / n) * WORST + (k / n) * min(_scaled(w1, ref.scale), WORST))
+        expected += p_k[k] * _combined(k / n, _scaled(w1, ref.scale))
     return float(expected / p_k[likely].sum())
 
 
@@ -327,7 +358,8 @@ def exact_metrics(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarra
     Mass the model puts anywhere else is off-support: it counts fully in TV; KL is KL(target || model);
     W1 is between the model's distribution renormalised over the support and the target, on the
     values' numeric axis (w1_rel divides it by the target's standard deviation, so families of
-    different scales can be averaged). Integer families add `calibration_error` (exact, so its
+    different scales can be averaged). Where the space is a full lattice (integer families; continuous
+    ones when max_bins does not thin the window) it adds `calibration_error` (exact, so its
     `calibration_error_se` is 0): the sampled objective's noise-free value.
     """
     m = np.clip(np.asarray(model_probs, dtype=float), 0.0, None)
@@ -341,7 +373,7 @@ def exact_metrics(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarra
     std = math.sqrt(float(np.sum(t * (space.numbers - np.sum(t * space.numbers)) ** 2)))
     out = {"tv": tv, "kl": kl, "w1": w1, "w1_rel": w1 / std if std > 0 else float("nan"),
            "off_support_mass": off, "on_support_mass": on_support}
-    if get_family(prompt.family).integer:
+    if full_lattice(space):
         out |= {"calibration_error": exact_calibration_error(prompt, space, m), "calibration_error_se": 0.0}
     return out
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from cft.families import FAMILIES, HELDOUT_FAMILIES, get_family
-from cft.metrics import (TAIL_BAND, WORST, calibration_error, exact_calibration_error, exact_metrics,
-                         expected_calibration_error, family_balanced, reference, sample_metrics, valid_values)
+from cft.metrics import (TAIL_BAND, WORST, exact_calibration_error, exact_metrics, expected_calibration_error,
+                         family_balanced, full_lattice, reference, sample_metrics, valid_values)
 from cft.output_space import build_output_space, format_value
 from cft.splits import build_split, make_prompt
 
@@ -203,11 +203,36 @@ def test_exact_calibration_error_counts_off_support_mass_as_invalid():
     space = build_output_space(prompt, 0, 64)
     assert exact_calibration_error(prompt, space, 0.7 * space.probs) == pytest.approx(0.3 * WORST, abs=1e-6)
     assert exact_calibration_error(prompt, space, np.zeros(len(space))) == WORST
-    with pytest.raises(ValueError, match="integer family"):
-        exact_calibration_error(make_prompt("gaussian", {"mu": 0.0, "sigma": 1.0}), space, space.probs)
+    gaussian = make_prompt("gaussian", {"mu": 0.0, "sigma": 1.0})
+    with pytest.raises(ValueError, match="thinned"):
+        exact_calibration_error(gaussian, build_output_space(gaussian, 3, 64), build_output_space(gaussian, 3, 64).probs)
 
 
 def test_valid_values_follow_the_papers_rules():
     prompt = make_prompt("binomial", {"n": 10.0, "p": 0.5})
     valid, parsed = valid_values(prompt, ["5", "4.0", "banana", "11", "2.5", "-1", " 3 "])
     assert sorted(valid.tolist()) == [3.0, 4.0, 5.0] and parsed == 6
+
+
+# --- exact vs sampled on continuous families, on the full num_decimals lattice -------------------
+
+LATTICE_POINTS = [make_prompt("gaussian", {"mu": 3.5, "sigma": 3.0}), make_prompt("uniform", {"a": 3.5, "b": 10.5}),
+                  make_prompt("exponential", {"lambda": 0.5}), make_prompt("cauchy", {"x0": 3.5, "gamma": 3.0})]
+
+
+@pytest.mark.parametrize("prompt", LATTICE_POINTS, ids=lambda p: p.key)
+def test_exact_lattice_value_matches_sampling_on_continuous_families(prompt):
+    """With every 1-decimal value of the window scored (max_bins large enough not to thin it), the
+    exact calibration error of a lattice model is what sampling it converges to: ~0 for the target
+    itself, and within 3 SE (plus the small W1 bias at n) of a sampled value for a moved model."""
+    space = build_output_space(prompt, num_decimals=1, max_bins=100_000)
+    assert full_lattice(space) and not full_lattice(build_output_space(prompt, 1, 32))
+    assert exact_calibration_error(prompt, space, space.probs) < 0.01
+    steps = max(1, round(0.3 * reference(prompt).scale / 0.1))     # 0.3 scale up, and 10% invalid
+    moved = np.zeros(len(space))
+    moved[steps:] = 0.9 * space.probs[:-steps]
+    n = 4000
+    m = sample_metrics(prompt, sample_from(space, moved, n, np.random.default_rng(7)), num_decimals=1)
+    exact = exact_calibration_error(prompt, space, moved)
+    assert abs(m["calibration_error"] - exact) <= 3 * m["calibration_error_se"] + 0.02
+    assert exact_metrics(prompt, space, moved)["calibration_error"] == exact
