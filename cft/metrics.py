@@ -31,6 +31,7 @@ _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 
 WORST = 2.0          # a prompt's calibration error when no sample is valid: twice a constant answer's
 TAIL_BAND = 0.025    # quantile levels left out at each end where the target's variance is infinite
+OUTLIER_BAND = 0.001  # elsewhere: METHOD.md's window, so one runaway number cannot saturate a prompt
 BOOTSTRAP = 200      # bootstrap resamples for the standard error of the W1 part
 _EDGE = 1e-12        # CDF levels treated as the ends of an unbounded integer support
 
@@ -146,10 +147,6 @@ class Reference:
     grid: np.ndarray | None   # integer families: the integers from the CDF's _EDGE to 1 - _EDGE
     cdf: np.ndarray | None    # and the true CDF on them (fast, exact quantiles by search)
 
-    @property
-    def clamped(self) -> bool:
-        return bool(np.isfinite(self.low) or np.isfinite(self.high))
-
     def clamp(self, x: np.ndarray) -> np.ndarray:
         return np.clip(x, self.low, self.high)
 
@@ -169,7 +166,8 @@ class Reference:
 def reference(prompt: TaskPrompt) -> Reference:
     fam = get_family(prompt.family)
     dist = fam.frozen(prompt.param_dict)
-    low, high = (-math.inf, math.inf) if np.isfinite(dist.var()) else (dist.ppf(TAIL_BAND), dist.ppf(1 - TAIL_BAND))
+    band = OUTLIER_BAND if np.isfinite(dist.var()) else TAIL_BAND
+    low, high = float(dist.ppf(band)), float(dist.ppf(1 - band))
     if fam.integer:
         grid = np.arange(math.floor(dist.ppf(_EDGE)), math.ceil(dist.ppf(1 - _EDGE)) + 1)
         cdf = dist.cdf(grid)
@@ -218,6 +216,10 @@ def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimal
       (Student's t with nu <= 2, Pareto/Lomax alpha <= 2), tail-dominated where it exists (lognormal
       sigma=2 has sd 659 and mean absolute deviation ~80, so sd would call a constant answer good),
       and the interquartile range is 0 for skewed discrete targets (Bernoulli p=0.1).
+    - Samples, target and scale are clamped to the target's [ppf(0.001), ppf(0.999)] window (METHOD.md's
+      output window): a model's occasional runaway number ("01241" for a Poisson(2), which the paper's
+      regex accepts as 1241) then costs at most the window's width / n instead of saturating the
+      prompt at WORST, while a perfect sampler's score barely moves (0.2% of its mass is clamped).
     - Where the target's variance is infinite (Cauchy, t with nu <= 2, Pareto/Lomax alpha <= 2,
       F with d2 <= 4), the extreme order statistics of even a perfect sampler do not settle (a Cauchy's
       have no mean), so samples, target and scale are all clamped to the target's central 95%,

@@ -61,7 +61,8 @@ def test_terminators_are_the_generation_configs_list_plus_the_tokenizers_eos(two
     with open(f"{two_eos_model}/generation_config.json") as f:
         assert json.load(f)["eos_token_id"] == ends
     assert terminator_ids(two_eos_model, tokenizer) == sorted(ends)
-    assert terminator_ids(tiny_model_dir, AutoTokenizer.from_pretrained(tiny_model_dir)) == [tokenizer.eos_token_id]
+    tiny = AutoTokenizer.from_pretrained(tiny_model_dir)   # lists </s> and its turn end <|end|>, as Gemma-3-it does
+    assert terminator_ids(tiny_model_dir, tiny) == sorted({tiny.eos_token_id, tiny.convert_tokens_to_ids("<|end|>")})
     b, end = tokenizer.convert_tokens_to_ids(["b", "<|end|>"])
     assert completion_text(tokenizer, [b, end, b], ends) == "b"
     assert completion_text(tokenizer, [b, b], ends) is None   # no terminator: truncated
