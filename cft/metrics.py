@@ -23,7 +23,7 @@ import numpy as np
 from scipy import integrate, stats
 
 from cft.families import get_family
-from cft.output_space import OutputSpace
+from cft.output_space import Q_HIGH, Q_LOW, OutputSpace
 from cft.splits import TaskPrompt
 
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -266,13 +266,18 @@ def _combined(valid_rate: float, scaled_w1: float) -> float:
     return (1 - valid_rate) * WORST + valid_rate * min(scaled_w1, WORST)
 
 
-def full_lattice(space: OutputSpace) -> bool:
-    """True where the space lists every value it can hold between its ends: an integer support, or a
-    continuous window with every multiple of 10^-num_decimals (not thinned by max_bins)."""
-    if len(space) < 2:
-        return True
-    step = 1.0 if space.integer else 10.0 ** -space.num_decimals
-    return bool(np.allclose(np.diff(space.numbers), step, rtol=1e-6, atol=0.0))
+def full_lattice(prompt: TaskPrompt, space: OutputSpace) -> bool:
+    """True where the output space lists every value of its window: for integer families every integer
+    from the support's start (or floor(ppf(Q_LOW))) to its end (or ceil(ppf(Q_HIGH))), as
+    cft.output_space builds it when max_bins does not cut a central window out of it; for continuous
+    families every multiple of 10^-num_decimals of the window (not thinned by max_bins)."""
+    if space.integer:
+        fam = get_family(prompt.family)
+        dist, (lo, hi) = reference(prompt).dist, fam.support(prompt.param_dict)
+        first = math.floor(lo) if lo is not None else math.floor(dist.ppf(Q_LOW))
+        last = math.ceil(hi) if hi is not None else math.ceil(dist.ppf(Q_HIGH))
+        return len(space) == last - first + 1
+    return len(space) < 2 or bool(np.allclose(np.diff(space.numbers), 10.0 ** -space.num_decimals, rtol=1e-6, atol=0))
 
 
 def _integer_cdfs(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarray):
@@ -307,19 +312,21 @@ def _lattice_w1(ref: Reference, space: OutputSpace, model_cdf: np.ndarray) -> fl
 def exact_calibration_error(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarray) -> float:
     """The calibration error of a model's exact distribution over the support strings (model_probs[i]
     = P(values[i] + EOS)): the limit of `calibration_error` as n grows. Mass off the strings is invalid
-    (valid rate = their total mass). Integer families: W1 is integral |F_model - F_true| over the
-    integers, against the true distribution (not the output space's folded tails). Continuous
-    families: only on a full lattice (`full_lattice`: every num_decimals value of the window, so
-    max_bins must not thin it), against the true distribution rounded to the lattice, as the sampled
-    estimator rounds its reference quantiles; a model writing other precisions loses that mass as
-    invalid here while sampling would count it. Raises ValueError on a thinned continuous space."""
+    (valid rate = their total mass), so the space must list every value of its window (`full_lattice`:
+    max_bins neither thins it nor cuts a central window out of an integer support); ValueError if not.
+    Integer families: W1 is integral |F_model - F_true| over the integers, against the true
+    distribution (not the output space's folded tails). Continuous families: against the true
+    distribution rounded to the num_decimals lattice, as the sampled estimator rounds its reference
+    quantiles. Where sampling would count as valid what the strings miss (a continuous answer at another
+    precision, "5.0" for an integer, a value beyond the window), this counts it invalid: the two agree
+    for a model that writes what the output space lists (a tuned one), not for a base model."""
+    if not full_lattice(prompt, space):
+        raise ValueError(f"{prompt.key}: the output space lists {len(space)} values, not its whole window; "
+                         "the exact calibration error needs all of them (raise max_bins)")
     if reference(prompt).integer:
         ref, model_cdf, true_cdf, v = _integer_cdfs(prompt, space, model_probs)
         w1 = float(np.sum(np.abs(model_cdf - true_cdf)))
     else:
-        if not full_lattice(space):
-            raise ValueError(f"{prompt.key}: the output space is thinned to {len(space)} values; the exact "
-                             "calibration error needs every num_decimals value of the window (raise max_bins)")
         ref = reference(prompt)
         m = np.clip(np.asarray(model_probs, dtype=float), 0.0, None)
         v = float(m.sum())
@@ -360,9 +367,9 @@ def exact_metrics(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarra
     Mass the model puts anywhere else is off-support: it counts fully in TV; KL is KL(target || model);
     W1 is between the model's distribution renormalised over the support and the target, on the
     values' numeric axis (w1_rel divides it by the target's standard deviation, so families of
-    different scales can be averaged). Where the space is a full lattice (integer families; continuous
-    ones when max_bins does not thin the window) it adds `calibration_error` (exact, so its
-    `calibration_error_se` is 0): the sampled objective's noise-free value.
+    different scales can be averaged). Where the space lists every value of its window (`full_lattice`:
+    max_bins large enough) it adds `calibration_error` (exact, so its `calibration_error_se` is 0): the
+    sampled objective's noise-free value.
     """
     m = np.clip(np.asarray(model_probs, dtype=float), 0.0, None)
     t = space.probs
@@ -375,7 +382,7 @@ def exact_metrics(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarra
     std = math.sqrt(float(np.sum(t * (space.numbers - np.sum(t * space.numbers)) ** 2)))
     out = {"tv": tv, "kl": kl, "w1": w1, "w1_rel": w1 / std if std > 0 else float("nan"),
            "off_support_mass": off, "on_support_mass": on_support}
-    if full_lattice(space):
+    if full_lattice(prompt, space):
         out |= {"calibration_error": exact_calibration_error(prompt, space, m), "calibration_error_se": 0.0}
     return out
 

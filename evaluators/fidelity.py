@@ -1,6 +1,7 @@
 """Exact fidelity: the model's probability of every support string (canonical tokens + EOS), scored
 teacher-forced with shared prompt prefixes, and the exact metrics of the task core (TV, KL, W1, mass
-off the support, and for integer families the calibration error the sampled objective estimates).
+off the support, and where max_bins lets the output space list every value of its window, the
+calibration error the sampled objective estimates: cft.metrics.exact_calibration_error).
 No sampling noise: two runs of the same model agree to float precision.
 """
 

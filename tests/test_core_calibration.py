@@ -207,10 +207,12 @@ def test_sampled_value_lies_within_3_se_of_the_exact_expectation(prompt, kind):
 def test_exact_calibration_error_counts_off_support_mass_as_invalid():
     prompt = make_prompt("binomial", {"n": 10.0, "p": 0.5})
     space = build_output_space(prompt, 0, 64)
+    wide = make_prompt("negative_binomial", {"r": 15.0, "p": 0.15})
+    assert full_lattice(prompt, space) and not full_lattice(wide, build_output_space(wide, 0, 32))
     assert exact_calibration_error(prompt, space, 0.7 * space.probs) == pytest.approx(0.3 * WORST, abs=1e-6)
     assert exact_calibration_error(prompt, space, np.zeros(len(space))) == WORST
     gaussian = make_prompt("gaussian", {"mu": 0.0, "sigma": 1.0})
-    with pytest.raises(ValueError, match="thinned"):
+    with pytest.raises(ValueError, match="not its whole window"):
         exact_calibration_error(gaussian, build_output_space(gaussian, 3, 64), build_output_space(gaussian, 3, 64).probs)
 
 
@@ -232,7 +234,7 @@ def test_exact_lattice_value_matches_sampling_on_continuous_families(prompt):
     exact calibration error of a lattice model is what sampling it converges to: ~0 for the target
     itself, and within 3 SE (plus the small W1 bias at n) of a sampled value for a moved model."""
     space = build_output_space(prompt, num_decimals=1, max_bins=100_000)
-    assert full_lattice(space) and not full_lattice(build_output_space(prompt, 1, 32))
+    assert full_lattice(prompt, space) and not full_lattice(prompt, build_output_space(prompt, 1, 32))
     assert exact_calibration_error(prompt, space, space.probs) < 0.01
     steps = max(1, round(0.3 * reference(prompt).scale / 0.1))     # 0.3 scale up, and 10% invalid
     moved = np.zeros(len(space))
