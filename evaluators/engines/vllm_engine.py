@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import partial
 
 from evaluators.engines.adapters import AdapterRef, resolve_adapter
@@ -132,25 +133,24 @@ class VLLMEngine:
         """
         from vllm import SamplingParams
 
-        nodes = []   # (request index, prefix, children) per engine request
+        nodes = []   # one engine request per trie node, or per MAX_TOKEN_IDS of a node's children
         for r, req in enumerate(requests):
             for prefix, children in _trie_nodes(req.continuations).items():
-                self._check_length(list(req.prompt_ids) + list(prefix), 1)
+                ids = list(req.prompt_ids) + list(prefix)
+                self._check_length(ids, 1)
                 for start in range(0, len(children), MAX_TOKEN_IDS):
-                    nodes.append((r, prefix, children[start:start + MAX_TOKEN_IDS]))
-        node_requests = [ScoreRequest(list(requests[r].prompt_ids) + list(prefix), [children],
-                                      requests[r].adapter) for r, prefix, children in nodes]
+                    nodes.append(_Node(r, prefix, ids, children[start:start + MAX_TOKEN_IDS], req.adapter))
 
-        def build(node: ScoreRequest):
+        def build(node: _Node):
             return node.prompt_ids, SamplingParams(max_tokens=1, temperature=0.0, detokenize=False,
-                                                   logprob_token_ids=node.continuations[0])
+                                                   logprob_token_ids=node.children)
 
         next_logprob: dict[tuple, float] = {}   # (request, prefix, token) -> log P(token | prompt + prefix)
         for start in range(0, len(nodes), NODE_BATCH):   # bounds the engine's memory for huge tries
-            chunk = node_requests[start:start + NODE_BATCH]
-            for (r, prefix, _), out in zip(nodes[start:start + NODE_BATCH], self._run(chunk, build)):
+            chunk = nodes[start:start + NODE_BATCH]
+            for node, out in zip(chunk, self._run(chunk, build)):
                 for tok, lp in out.outputs[0].logprobs[0].items():
-                    next_logprob[(r, prefix, tok)] = lp.logprob
+                    next_logprob[(node.request, node.prefix, tok)] = lp.logprob
         return [[sum(next_logprob[(r, tuple(cont[:j]), tok)] for j, tok in enumerate(cont))
                  for cont in req.continuations] for r, req in enumerate(requests)]
 
@@ -290,6 +290,16 @@ def _load_merged(model, deltas: dict, modules: set[str], checkpoint: dict[str, s
     missing = sorted(set(deltas) - done)
     if missing:
         raise ValueError(f"the adapter targets modules the served model does not have: {missing[:3]}")
+
+
+@dataclass
+class _Node:
+    """A trie node's scoring request: log P(each child | prompt + prefix) under the request's adapter."""
+    request: int
+    prefix: tuple[int, ...]
+    prompt_ids: list[int]
+    children: list[int]
+    adapter: str | None
 
 
 def _parent_seed(seed: int | None) -> int | None:
