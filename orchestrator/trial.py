@@ -63,12 +63,12 @@ def run_trial(config: dict, context: TrialContext) -> None:
     spec, label = context.spec, config["model"]
     record = TrialRecord(key=key, cell=f"{label}:{config['method']}", model=label,
                          model_ref=spec.model(label).ref, method=config["method"], lr=config["lr"],
-                         mix=config["mix"], optuna_number=config["optuna_number"])
+                         mix=config["mix"], optuna_number=config["optuna_number"], seed=seed_of(spec, config))
     store.write_trial(record)
     try:
         t0 = time.time()
         cfg = train_config(spec, label, context.model_paths[label], config["method"], config["lr"],
-                           config["mix"], seed=spec.seed + config["optuna_number"])
+                           config["mix"], seed=seed_of(spec, config))
         trained = run_training_for(cfg, store, key)
         t1 = time.time()
         handle = serve.get_app_handle(context.app_names[label])
@@ -86,6 +86,11 @@ def run_trial(config: dict, context: TrialContext) -> None:
         raise
     store.write_trial(record)
     tune.report(tune_metrics(record))
+
+
+def seed_of(spec: SweepSpec, config: dict) -> int:
+    """The trial's training seed: chosen with its key, so a rerun trains (and resumes) the same run."""
+    return config.get("seed", spec.seed + config["optuna_number"])
 
 
 def run_training_for(cfg, store: RunStore, key: str):
