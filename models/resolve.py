@@ -84,6 +84,17 @@ def fetch_model(ref: str) -> str:
                             f"{type(err).__name__}: {err}") from None
 
 
+def check_model_ref(ref: str) -> None:
+    """Raise ModelNotFound (one line) for a reference that cannot load: an incomplete local directory,
+    or a hub id missing from the cache while offline. Aliases build or convert themselves."""
+    if ref.lower() in ALIASES:
+        return
+    if looks_like_path(ref):
+        resolve_model(ref)
+    else:
+        check_hub_model_offline(ref)
+
+
 def check_hub_model_offline(ref: str) -> None:
     """Offline (HF_HUB_OFFLINE=1), a hub id must already be in the local cache; raise ModelNotFound in
     one line if it is not. Online this checks nothing (fetch_model downloads it, or says why not)."""

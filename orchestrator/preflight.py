@@ -5,11 +5,8 @@ the field. The sweep and the single-step CLIs share these checks."""
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
-
-RAY_CONNECT_TIMEOUT_S = 10.0
 
 
 class PreflightError(ValueError):
@@ -46,35 +43,21 @@ def _can_write_in(directory: Path) -> bool:
 
 def check_model_ref(ref: str, field: str = "model") -> None:
     """A local model directory is complete; a hub id is in the local cache when offline."""
-    from models.resolve import ALIASES, ModelNotFound, check_hub_model_offline, looks_like_path, resolve_model
+    from models.resolve import ModelNotFound, check_model_ref as check
 
     try:
-        if ref.lower() in ALIASES:
-            return
-        if looks_like_path(ref):
-            resolve_model(ref)
-        else:
-            check_hub_model_offline(ref)
+        check(ref)
     except ModelNotFound as err:
         raise PreflightError(f"{field}: {err}") from None
 
 
 def check_ray_address(address: str | None, field: str = "ray_address") -> None:
-    """A Ray address given as host:port (or ray://host:port) answers within RAY_CONNECT_TIMEOUT_S;
-    `ray.init` itself retries an unreachable address for minutes."""
-    if not address or address in ("auto", "local"):
-        return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
-        raise PreflightError(f"{field}: {address!r} is not host:port (or auto)")
+    from trainers.ray_local import check_ray_address as check
+
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S):
-            pass
-    except OSError as err:
-        reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or str(err))
-        raise PreflightError(f"{field}: cannot reach a Ray cluster at {address} ({reason}); is the head node "
-                             "running (`ray start --head`, `ray up`)?") from None
+        check(address)
+    except (ValueError, ConnectionError) as err:
+        raise PreflightError(f"{field}: {err}") from None
 
 
 def check_sweep(spec, address: str | None = None) -> None:

@@ -82,6 +82,7 @@ def run_trial(config: dict, context: TrialContext) -> None:
     except Exception as err:  # keep the record: a failed trial is reported, not lost
         store.write_trial(record.model_copy(update=dict(
             status="error", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
+            train_metrics=getattr(err, "metrics", None) or record.train_metrics,   # e.g. diverged_at_step
             finished_at=time.time())))
         raise
     store.write_trial(record)

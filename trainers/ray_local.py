@@ -23,6 +23,7 @@ import socket
 import tempfile
 from contextlib import contextmanager
 
+RAY_CONNECT_TIMEOUT_S = 10.0
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"   # Ray's own switch: "0" makes the node IP 127.0.0.1
 START_LOCK = os.path.join(tempfile.gettempdir(), "cft-ray-local-start.lock")
 
@@ -81,3 +82,21 @@ def init_local_ray(num_cpus: int | None = None, **kwargs):
         env.update({name: os.environ[name] for name in FORWARDED_ENV if name in os.environ})
         return ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_port=port,
                         runtime_env={"env_vars": env}, **kwargs)
+
+
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Raise (ValueError, ConnectionError) unless a Ray address given as host:port (or ray://host:port)
+    answers within `timeout` s: `ray.init` itself retries an unreachable address for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{address!r} is not host:port (or auto)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = f"no answer within {timeout:.0f} s" if isinstance(err, socket.timeout) else (err.strerror or str(err))
+        raise ConnectionError(f"cannot reach a Ray cluster at {address} ({reason}); is its head node running "
+                              "(`ray start --head`, `ray up`)?") from None
