@@ -86,6 +86,8 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
         check_sweep(spec, address)
     except PreflightError as err:
         raise SpecError(str(err)) from None
+    if interruption:
+        interruption.install()
     with RunLock(RunStore(spec.run_dir).root) as lock:
         if lock.taken_over:
             print(f"warning: took over {lock.path} from a sweep that is no longer running: "
@@ -94,6 +96,8 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
         store = prepare_run_dir(spec, resume)
         try:
             print(cluster.connect(spec, address, cluster_yaml), flush=True)
+            if interruption:
+                interruption.install()   # ray.init replaced the SIGTERM handler with sys.exit
             t0 = time.time()
             app_names = start_scorers(spec, model_paths)
             try:
@@ -146,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.plan:
             return print_plan(spec, args.cluster, args.json, args.address)
-        interruption = Interruption().install()
-        _, failed = run(spec, args.address, args.resume, args.cluster, interruption)
+        _, failed = run(spec, args.address, args.resume, args.cluster, Interruption())
     except (SpecError, RunLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

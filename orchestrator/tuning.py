@@ -166,6 +166,8 @@ def describe_death(err) -> str:
     first = lines[0] if lines else ""
     detail = text.split("Worker exit detail:", 1)[1].split(". Some common causes")[0].strip() \
         if "Worker exit detail:" in text else ""
+    if "exit type: SYSTEM_ERROR" in text:
+        detail = f"{detail}: killed (SIGKILL, the OOM killer) or crashed".lstrip(": ")
     return f"the trial driver died: {type(err).__name__}: {first}" + (f" ({detail})" if detail else "")
 
 
@@ -177,10 +179,23 @@ class RecordDeadTrialDrivers(Callback):
         self.store = store
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        try:
-            err = trial.get_pickled_error()
-        except Exception:   # unpicklable: Tune's text trace
-            err = trial.get_error()
         key = (trial.config or {}).get("key")
         if key:
-            _record_dead_driver(self.store, key, describe_death(err))
+            _record_dead_driver(self.store, key, describe_death(_trial_error(trial)))
+
+
+def _trial_error(trial):
+    """The exception Tune saved for a failed trial (beside the trial, before it syncs to storage), or
+    its text trace."""
+    import cloudpickle
+
+    try:
+        if trial.pickled_error_file and os.path.exists(trial.pickled_error_file):
+            with open(trial.pickled_error_file, "rb") as f:
+                return cloudpickle.load(f)
+        if trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file) as f:
+                return f.read()
+    except Exception as err:   # an exception class that cannot be unpickled here
+        return f"{type(err).__name__} while reading the trial's error: {err}"
+    return None
