@@ -48,6 +48,13 @@ def describe(holder: dict) -> str:
             f" ({holder.get('command', '?')})")
 
 
+def in_use(run_dir: Path, holder: dict | None) -> str:
+    """The refusal of a sweep whose run directory another one holds."""
+    who = describe(holder) if holder else "another process (the lock file names no holder yet)"
+    return (f"{run_dir} is in use by another sweep: {who}. Wait for it to finish or stop it; if it is gone, "
+            f"delete {Path(run_dir) / LOCK_NAME}")
+
+
 def holder_is_alive(holder: dict, now: float | None = None) -> bool:
     """Whether the driver a lock file names still runs (see the module docstring)."""
     if holder.get("host") == socket.gethostname():
@@ -122,9 +129,7 @@ class RunLock:
         self.release()
 
     def _refusal(self, holder: dict | None) -> str:
-        who = describe(holder) if holder else "another process (the lock file names no holder yet)"
-        return (f"{self.root} is in use by another sweep: {who}. Wait for it to finish or stop it; "
-                f"if it is gone, delete {self.path}")
+        return in_use(self.root, holder)
 
     def _me(self) -> dict:
         now = time.time()

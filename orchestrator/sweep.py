@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 from orchestrator.interrupt import Interruption, SweepInterrupted
-from orchestrator.lock import RunLock, RunLocked, describe
-from orchestrator.preflight import PreflightError, check_sweep
-from orchestrator.report import format_front, write_report
-from orchestrator.spec import SpecError, SweepSpec, load_spec
-from orchestrator.store import RunStore, write_json
+from orchestrator.lock import RunLock, RunLocked, describe, holder_is_alive, in_use, read_holder
+
+# Everything else is imported where it is used: a sweep refused because another one holds its run
+# directory says so in a second or two, before pandas, scipy and torch are loaded.
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "sweeps" / "local.yaml"
 
@@ -54,6 +53,9 @@ def parse_args(argv):
 def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
     """Create the run directory, or check that an existing one holds this same sweep. A directory
     with a spec but no results (a sweep that stopped before its first score) takes the new spec."""
+    from orchestrator.spec import SpecError
+    from orchestrator.store import RunStore, write_json
+
     store = RunStore(spec.run_dir)
     old = store.saved_spec()
     if old is not None:
@@ -79,7 +81,11 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
     """Run (or resume) a sweep. Everything checkable is checked before the run directory is locked,
     written or Ray started; the lock is held until the sweep ends."""
     from orchestrator import cluster
+    from orchestrator.preflight import PreflightError, check_sweep
+    from orchestrator.report import format_front, write_report
     from orchestrator.scorer_apps import ensure_baselines, resolve_models, start_scorers, stop_scorers
+    from orchestrator.spec import SpecError
+    from orchestrator.store import RunStore
     from orchestrator.tuning import run_tune
 
     try:
@@ -118,7 +124,7 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
     return front, failed
 
 
-def mark_interrupted(store: RunStore, since: float | None) -> list[str]:
+def mark_interrupted(store, since: float | None) -> list[str]:
     """Trials the interruption stopped: "running" ones, and ones that failed after the signal (their
     failure was the stop itself). They run again on resume."""
     stopped = []
@@ -139,8 +145,32 @@ def resume_command(args, storage: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def refuse_if_in_use(args) -> None:
+    """Raise RunLocked at once if a live sweep holds the run directory the spec names (read from the
+    YAML without validating it; the full check, with the lock taken, comes after validation)."""
+    import yaml
+
+    if args.validate or args.plan:
+        return
+    try:
+        data = yaml.safe_load(Path(args.spec).read_text())
+        run_dir = Path(args.storage or data.get("storage", "results")).expanduser().resolve() / str(data["name"])
+    except Exception:   # unreadable or invalid: validation says what is wrong
+        return
+    holder = read_holder(run_dir)
+    if holder and holder_is_alive(holder):
+        raise RunLocked(in_use(run_dir, holder))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        refuse_if_in_use(args)
+    except RunLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from orchestrator.spec import SpecError, load_spec
+
     try:
         spec = load_spec(args.spec)
         if args.storage:
@@ -164,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _checked_storage(storage: str) -> str:
-    from orchestrator.spec import check_storage
+    from orchestrator.spec import SpecError, check_storage
 
     try:
         return check_storage(storage)
@@ -178,6 +208,7 @@ def print_plan(spec: SweepSpec, cluster_yaml: str | None, as_json: bool, address
     import os
 
     from orchestrator.plan import cluster_yaml_in_use, format_plan, plan_for
+    from orchestrator.spec import SpecError
 
     if cluster_yaml and not Path(cluster_yaml).expanduser().is_file():
         raise SpecError(f"--cluster: no such file {cluster_yaml}")
