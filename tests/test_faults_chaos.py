@@ -1,7 +1,7 @@
 """Chaos: one sweep killed or interrupted at every stage, resumed each time, and still ending with each
 planned trial finished exactly once and the Optuna study agreeing with the records.
 
-A minimal spec (tiny model, one method, 3 trials of 17 steps, a small evaluation) runs five times
+A minimal spec (tiny model, one method, 3 trials of 7 steps, a small evaluation) runs five times
 on one run directory, each resuming the last:
   1. SIGKILL to the whole driver session while the base model is scored;
   2. a second sweep on the same storage is refused (exit 2, naming the first); the session is
@@ -37,7 +37,7 @@ SPEC = {
                "sampler": "random"},
     "objectives": [{"name": "calibration_error"}],
     "trials_per_cell": 3, "max_concurrent_trials": 1,
-    "training": {"epochs": 10, "batch_size": 2, "lora_r": 4, "lora_alpha": 8, "workers_per_trial": 1,
+    "training": {"epochs": 4, "batch_size": 2, "lora_r": 4, "lora_alpha": 8, "workers_per_trial": 1,
                  "cpus_per_worker": 1, "families": ["binomial"], "prompts_per_family": 2, "num_decimals": 0,
                  "max_bins": 8, "replay_pool": 8, "checkpoint_every": 2},
     "evaluation": {"engine": "hf", "replicas": 1, "cpus_per_replica": 1, "evals": ["fidelity"],
