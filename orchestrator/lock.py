@@ -15,6 +15,7 @@ runs it again), so the driver takes this lock before writing anything and keeps 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -79,17 +80,20 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         """Take the lock, or raise RunLocked naming the holder. Never blocks."""
-        if not self.root.exists():
+        try:
             self.root.mkdir(parents=True)
             self._created_root = True
+        except FileExistsError:
+            pass
         for _ in range(20):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = _read(fd)
-                os.close(fd)
-                raise RunLocked(self._refusal(holder)) from None
+            except OSError as err:   # ENOLCK, EOPNOTSUPP: no flock here, the recorded holder decides
+                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    holder = _read(fd)
+                    os.close(fd)
+                    raise RunLocked(self._refusal(holder)) from None
             if not _same_file(fd, self.path):   # released and removed while we opened it: retry
                 os.close(fd)
                 continue
