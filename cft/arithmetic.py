@@ -1,12 +1,14 @@
-"""Capability replay and the arithmetic yardstick: problems generated offline with exact answers.
+"""Synthetic replay: arithmetic problems generated offline with exact answers, and the graders.
 
 Levels follow lm-eval's arithmetic tasks (2-4 digit addition/subtraction, 2-digit multiplication)
-and GSM8K's short multi-step word problems, plus single-digit addition so that the smallest models
-(e.g. SmolLM2-135M, which gets 2-digit sums wrong) still have an accuracy that tuning can lose. Every problem carries a worked solution ending in
-`#### <answer>` (GSM8K format), which is the completion replay training teaches.
+and short multi-step word problems, plus single-digit addition so that the smallest models still have
+an accuracy that tuning can lose. Every problem carries a worked solution ending `The answer is n.`,
+the completion replay training teaches. The capability yardstick is GSM8K (cft/gsm8k.py), which shares
+no source, template or answer format (`#### n`) with these problems, so replay cannot train on it.
 
-Training draws from `generate_problems`; evaluation from `heldout_problems`, a disjoint set (a problem
-belongs to one side by a hash of its question, so the two never overlap whatever their sizes).
+Training draws from `generate_problems`; `heldout_problems` is a disjoint set (a problem belongs to one
+side by a hash of its question) for the replay-fit diagnostic (evaluators/arithmetic.py): in-distribution
+for synthetic replay, so it is not a capability measure.
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ def _mul2(rng: random.Random) -> ArithmeticProblem:
     return _binary("mul2", a, "*", b, a * b)
 
 
+ANSWER_INSTRUCTION = "End with \"The answer is\" and the number."
+
+
 def _binary(level: str, a: int, op: str, b: int, result: int) -> ArithmeticProblem:
-    question = f"Question: What is {a} {op} {b}? Answer with the number after ####."
-    return ArithmeticProblem(question, str(result), f"{a} {op} {b} = {result}\n#### {result}", level)
+    question = f"Calculate {a} {op} {b}. {ANSWER_INSTRUCTION}"
+    return ArithmeticProblem(question, str(result), f"{a} {op} {b} = {result}. The answer is {result}.", level)
 
 
 _NAMES = ("Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivan", "Jia", "Kofi", "Lena")
@@ -66,11 +71,10 @@ def _word(rng: random.Random) -> ArithmeticProblem:
     total = start + gained
     final = total - given
     question = (f"{name} has {start} {item}. {name} buys {packs} packs with {bought} {item} in each pack, "
-                f"then gives away {given} {item}. How many {item} does {name} have now? "
-                "Answer with the number after ####.")
+                f"then gives away {given} {item}. How many {item} does {name} have now? {ANSWER_INSTRUCTION}")
     solution = (f"{name} buys {packs} * {bought} = {gained} {item}.\n"
                 f"Then {name} has {start} + {gained} = {total} {item}.\n"
-                f"After giving away {given}, {name} has {total} - {given} = {final} {item}.\n#### {final}")
+                f"After giving away {given}, {name} has {total} - {given} = {final} {item}.\nThe answer is {final}.")
     return ArithmeticProblem(question, str(final), solution, "word")
 
 
@@ -107,17 +111,19 @@ def generate_problems(n: int, seed: int = 0, levels: Sequence[str] = LEVELS) -> 
 
 
 def heldout_problems(n: int, seed: int = 0, levels: Sequence[str] = LEVELS) -> list[ArithmeticProblem]:
-    """Evaluation problems, never among any `generate_problems` output."""
+    """Replay-fit problems, never among any `generate_problems` output (same templates and format)."""
     return _draw(n, seed, levels, heldout=True)
 
 
 # --- grading -------------------------------------------------------------------------------------
 
 _STRICT = re.compile(r"#### (-?[0-9.,]+)")
+_STATED = re.compile(r"The answer is \$?(-?[0-9.,]+)")
 _NUMBER = re.compile(r"-?[$0-9.,]{2,}|-?[0-9]+")
 
 
-def _canonical(number: str) -> str:
+def canonical_number(number: str) -> str:
+    """A number as graders compare it: no commas or dollar signs, `18.00` and `18` alike."""
     text = number.replace(",", "").replace("$", "").rstrip(".")
     try:
         value = float(text)
@@ -129,13 +135,27 @@ def _canonical(number: str) -> str:
 def grade_strict(output: str, answer: str) -> bool:
     """GSM8K strict match: the number after the first `#### ` equals the answer."""
     m = _STRICT.search(output)
-    return bool(m) and _canonical(m.group(1)) == _canonical(answer)
+    return bool(m) and canonical_number(m.group(1)) == canonical_number(answer)
+
+
+def grade_stated(output: str, answer: str) -> bool:
+    """Synthetic replay's strict match: the number after the first `The answer is ` equals the answer."""
+    m = _STATED.search(output)
+    return bool(m) and canonical_number(m.group(1)) == canonical_number(answer)
+
+
+def hash_answer(solution: str) -> str:
+    """The canonical number after a GSM8K solution's `#### `; ValueError when there is none."""
+    m = _STRICT.search(solution)
+    if not m:
+        raise ValueError("answer has no final '#### <number>'")
+    return canonical_number(m.group(1))
 
 
 def grade_flexible(output: str, answer: str) -> bool:
     """Flexible match: the last number anywhere in the output equals the answer."""
     numbers = _NUMBER.findall(output)
-    return bool(numbers) and _canonical(numbers[-1]) == _canonical(answer)
+    return bool(numbers) and canonical_number(numbers[-1]) == canonical_number(answer)
 
 
 def load_gsm8k_jsonl(path: str | Path) -> list[ArithmeticProblem]:
@@ -148,8 +168,9 @@ def load_gsm8k_jsonl(path: str | Path) -> list[ArithmeticProblem]:
         row = json.loads(line)
         if "question" not in row or "answer" not in row:
             raise ValueError(f"{path}:{lineno}: expected keys 'question' and 'answer'")
-        m = _STRICT.search(row["answer"])
-        if not m:
-            raise ValueError(f"{path}:{lineno}: answer has no final '#### <number>'")
-        problems.append(ArithmeticProblem(row["question"], _canonical(m.group(1)), row["answer"], "gsm8k"))
+        try:
+            answer = hash_answer(row["answer"])
+        except ValueError as err:
+            raise ValueError(f"{path}:{lineno}: {err}") from None
+        problems.append(ArithmeticProblem(row["question"], answer, row["answer"], "gsm8k"))
     return problems

@@ -1,11 +1,14 @@
-"""Capability retention: greedy accuracy on the replay task's held-out arithmetic problems, graded
-strictly (`#### n`) and flexibly (the last number). The question is the user turn, as in replay training.
-An answer cut off by max_tokens before EOS is graded as wrong.
+"""Replay fit: greedy accuracy on held-out problems of the synthetic replay task (cft.arithmetic), graded
+strictly (`The answer is n.`, replay's format) and flexibly (the last number). The question is the user
+turn, as in replay training. An answer cut off by max_tokens before EOS is graded as wrong.
+
+The problems share replay's templates, so training with synthetic replay raises this score directly:
+it measures how well replay was learnt, NOT capability. The capability axis is evaluators/gsm8k.py.
 """
 
 from __future__ import annotations
 
-from cft.arithmetic import grade_flexible, grade_strict, heldout_problems
+from cft.arithmetic import grade_flexible, grade_stated, heldout_problems
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest
 
@@ -21,7 +24,7 @@ def arithmetic_accuracy(scorer: Scorer, n: int, adapter: str | None = None, seed
         text = output or ""
         rows.append({"level": problem.level, "question": problem.question, "answer": problem.answer,
                      "output": text, "truncated": output is None,
-                     "strict": float(grade_strict(text, problem.answer)),
+                     "strict": float(grade_stated(text, problem.answer)),
                      "flexible": float(grade_flexible(text, problem.answer))})
     return rows
 

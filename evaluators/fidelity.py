@@ -1,6 +1,8 @@
 """Exact fidelity: the model's probability of every support string (canonical tokens + EOS), scored
 teacher-forced with shared prompt prefixes, and the exact metrics of the task core (TV, KL, W1, mass
-off the support). No sampling noise: two runs of the same model agree to float precision.
+off the support, and where max_bins lets the output space list every value of its window, the
+calibration error the sampled objective estimates: cft.metrics.exact_calibration_error).
+No sampling noise: two runs of the same model agree to float precision.
 """
 
 from __future__ import annotations
@@ -12,27 +14,29 @@ import numpy as np
 from cft.metrics import exact_metrics, family_balanced
 from cft.output_space import OutputSpace, build_output_space
 from cft.splits import TaskPrompt, build_split
+from cft.prompts import turn_terminator
 from cft.trie import build_trie
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import ScoreRequest
 
-METRICS = ("tv", "kl", "w1", "w1_rel", "off_support_mass")
+METRICS = ("tv", "kl", "w1", "w1_rel", "off_support_mass", "calibration_error")
 
 
 @dataclass
 class ValueDistribution:
     prompt: TaskPrompt
     space: OutputSpace
-    probs: np.ndarray   # probs[i]: the model's probability of space.values[i] followed by EOS
+    probs: np.ndarray   # probs[i]: the model's probability of space.values[i] followed by its turn's end
 
 
 def value_distributions(scorer: Scorer, prompts: list[TaskPrompt], adapter: str | None = None,
                         num_decimals: int = 5, max_bins: int = 1001) -> list[ValueDistribution]:
     scorer = as_scorer(scorer)
     spaces = [build_output_space(p, num_decimals, max_bins) for p in prompts]
+    end_id = turn_terminator(scorer.tokenizer, scorer.chat)   # the token training ends each value with
     requests = []
     for prompt, space in zip(prompts, spaces):
-        trie = build_trie(space, scorer.tokenizer)
+        trie = build_trie(space, scorer.tokenizer, end_id)
         continuations = [list(trie.sequence(i)) for i in range(len(space))]
         requests.append(ScoreRequest(scorer.prompt_ids(prompt.text), continuations, adapter))
     logprobs = scorer.score(requests)
@@ -54,7 +58,8 @@ def split_prompts(settings) -> list[TaskPrompt]:
 
 
 def split_summary(prefix: str, rows: list[dict], metrics, splits) -> dict[str, float]:
-    """Family-balanced metrics per split (`prefix/split/metric`) and over all splits (`prefix/metric`)."""
+    """Family-balanced metrics per split (`prefix/split/metric`) and over all splits (`prefix/metric`),
+    each with `_se` where the rows carry one (cft.metrics.family_balanced)."""
     summary = {f"{prefix}/{k}": v for k, v in family_balanced(rows, metrics).items()}
     for split in splits:
         chosen = [r for r in rows if r["split"] == split]

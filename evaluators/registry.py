@@ -14,7 +14,8 @@ ENGINES = {
 EVALUATIONS = {
     "fidelity": "evaluators.fidelity",       # exact: the model's probability of every support string
     "sampled": "evaluators.sampled",         # the paper's N-sample protocol
-    "arithmetic": "evaluators.arithmetic",   # greedy accuracy on held-out arithmetic problems
+    "arithmetic": "evaluators.arithmetic",   # greedy accuracy on held-out synthetic arithmetic problems
+    "gsm8k": "evaluators.gsm8k",             # capability: GSM8K gold log-probability (and greedy accuracy)
     "openrandom": "evaluators.openrandom",   # open-ended random generation
     "mcq": "evaluators.mcq",                 # MCQ answer-position balance
 }

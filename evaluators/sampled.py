@@ -1,5 +1,8 @@
 """Sampled fidelity, the paper's protocol: N samples per prompt at temperature 1 (no top-k / top-p),
-strict parse, metrics against the true distribution (cft.metrics.sample_metrics).
+strict parse, metrics against the true distribution (cft.metrics.sample_metrics), including the sweep's
+calibration objective `sampled/calibration_error` with its standard error `sampled/calibration_error_se`
+(family-balanced, per split too). The reference quantiles are rounded to settings.num_decimals, the
+precision the model is trained to write.
 
 Each row adds `tv`: the empirical TV between the samples, matched as exact support strings, and the
 discretised target (samples off the support count fully), the sampled counterpart of exact TV. With
@@ -19,7 +22,7 @@ from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest
 from evaluators.fidelity import split_prompts, split_summary
 
-METRICS = ("valid_rate", "support_violation_rate", "mean_error", "variance_error", "w1", "tv")
+METRICS = ("calibration_error", "valid_rate", "support_violation_rate", "mean_error", "variance_error", "w1", "tv")
 
 
 def sample_completions(scorer: Scorer, prompts: list[TaskPrompt], n: int, adapter: str | None = None,
@@ -44,7 +47,7 @@ def sampled_fidelity(scorer: Scorer, prompts: list[TaskPrompt], n: int, adapter:
     for prompt, outs in zip(prompts, sample_completions(scorer, prompts, n, adapter, seed, max_tokens)):
         space = build_output_space(prompt, num_decimals, max_bins)
         rows.append({"split": prompt.split, "family": prompt.family, "key": prompt.key,
-                     **sample_metrics(prompt, outs), "tv": empirical_tv(space, outs)})
+                     **sample_metrics(prompt, outs, num_decimals), "tv": empirical_tv(space, outs)})
     return rows
 
 

@@ -1,7 +1,13 @@
-"""Score one model (optionally with a LoRA adapter) on a local embedded Ray + Serve.
+"""Score one model (optionally with a LoRA adapter) on a local embedded Ray + Serve, or score
+completions produced elsewhere (another engine, a hosted API) without loading any model.
 
-    python -m evaluators.score --model M [--adapter DIR] [--evals fidelity,sampled,arithmetic,openrandom,mcq]
+    python -m evaluators.score --model M [--adapter DIR] [--evals fidelity,sampled,gsm8k,...]
         [--split test_unseen_params,test_ood_family] [--selection selected|full] [--engine vllm|hf] [--json]
+    python -m evaluators.score --completions FILE.jsonl [--samples N] [--json]
+
+FILE holds one prompt per line: {"family": "gaussian", "params": {"mu": 1.0, "sigma": 2.0},
+"num_decimals": 2, "samples": ["0.53", ...]}; the result has one row per line, in order, and a
+family-balanced summary (evaluators/completions.py).
 
 Exit status: 0 on success, 2 for bad arguments (unknown eval, family or split, a missing adapter, an
 incomplete model directory, a hub model missing offline), all before Ray starts; 3 when the engine
@@ -28,7 +34,9 @@ SHORT_FLAGS = {"splits": ["--split"], "samples_per_prompt": ["--samples"]}
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluators.score", description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="base model: local path, alias or HF id")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="base model: local path, alias or HF id")
+    source.add_argument("--completions", metavar="FILE", help="score this JSONL of completions; loads no model")
     ap.add_argument("--adapter", help="LoRA adapter directory (local or shared storage)")
     ap.add_argument("--chat", default="{}", help="ChatOptions as JSON, e.g. '{\"enable_thinking\": false}'")
     ap.add_argument("--num-cpus", type=int, default=4, help="logical CPUs for the embedded Ray")
@@ -71,6 +79,8 @@ def print_summary(result: dict, out=sys.stdout) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.completions:
+        return score_file(args)
     try:
         scorer_settings, eval_settings = build_settings(args)
     except (ValueError, FileNotFoundError) as err:
@@ -85,6 +95,22 @@ def main(argv=None) -> int:
         else:
             print_summary(result)
     return status
+
+
+def score_file(args) -> int:
+    from evaluators.completions import CompletionsFormatError, score_completions_file
+
+    try:
+        result = score_completions_file(args.completions, getattr(args, "samples_per_prompt", None))
+    except (CompletionsFormatError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+    else:
+        print_summary(result)
+    return 0
 
 
 @contextmanager
@@ -125,6 +151,7 @@ def run(args, scorer_settings: ScorerSettings, eval_settings: EvalSettings) -> t
     finally:
         serve.shutdown()
         ray.shutdown()
+
 
 def replica_error(app_name: str) -> str | None:
     """The exception a failed scorer replica raised, as Serve recorded it (else it stays in Ray's logs

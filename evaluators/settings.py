@@ -77,7 +77,7 @@ class ScorerSettings(EngineOptions):
 
 class EvalSettings(_Settings):
     """Evaluation settings (evaluators.settings.EvalSettings)."""
-    evals: list[str] = Field(["fidelity", "arithmetic"], min_length=1,
+    evals: list[str] = Field(["sampled", "gsm8k"], min_length=1,   # what the default objectives read
                              description=f"evaluations to run: {', '.join(EVALUATIONS)}")
     splits: list[str] = Field(list(EVAL_SPLITS), min_length=1, description=f"fidelity splits: {', '.join(EVAL_SPLITS)}")
     selection: Literal["selected", "full"] = Field("selected", description="the paper's selected prompts or the full grid")
@@ -92,6 +92,10 @@ class EvalSettings(_Settings):
     openrandom_prompts: int | None = Field(None, ge=1, description="default: all 102")
     openrandom_samples: int = Field(100, ge=1)
     top_p: float = Field(0.9, gt=0, le=1, description="nucleus of the first-token support size")
+    gsm8k_items: int = Field(100, ge=2, le=1319, description="fixed GSM8K test items for the capability axis")
+    gsm8k_shots: int = Field(0, ge=0, le=8, description="worked GSM8K train examples before each question")
+    gsm8k_generate: bool = Field(False, description="also greedy accuracy (seconds per item on CPU)")
+    gsm8k_max_tokens: int = Field(256, ge=1)
     mcq_questions: int = Field(1000, ge=1)
     mcq_max_tokens: int = Field(160, ge=1)
     chunk_size: int = Field(8, ge=1, description="prompts per request to the service")

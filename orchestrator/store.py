@@ -113,14 +113,18 @@ class RunStore:
 
     def saved_spec(self):
         """The SweepSpec this run directory was started with, or None."""
-        from orchestrator.spec import SpecError, SweepSpec
+        from orchestrator.spec import LEGACY_METRICS, SpecError, SweepSpec
 
         path = self.root / "spec.json"
         try:
-            return SweepSpec.model_validate_json(path.read_bytes())
+            data = json.loads(path.read_bytes())
+            for objective in data.get("objectives", []):   # written before objectives named their metric
+                if objective.get("metric") is None and objective.get("name") in LEGACY_METRICS:
+                    objective["metric"] = LEGACY_METRICS[objective["name"]]
+            return SweepSpec.model_validate(data)
         except FileNotFoundError:
             return None
-        except UNREADABLE as err:
+        except (*UNREADABLE, AttributeError) as err:   # AttributeError: JSON that is not a mapping
             raise SpecError(f"{path} is unreadable ({_reason(err)}); it records which sweep this directory "
                             "holds: restore it, or use another name or storage") from None
 

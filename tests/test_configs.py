@@ -27,7 +27,7 @@ def _train_values(tmp_path) -> dict:
         lora=False, lora_r=4, lora_alpha=8, lora_dropout=0.1, lora_target_modules=["q_proj", "v_proj"],
         zero_stage=2, workers_per_trial=2, cpus_per_worker=0.5, gpus_per_worker=1, split="test_unseen_params",
         families=["gaussian", "poisson"], prompts_per_family=3, num_decimals=2, max_bins=64,
-        hard_samples_per_prompt=5, replay_pool=99, replay_jsonl=str(replay), checkpoint_every=4,
+        hard_samples_per_prompt=5, replay="gsm8k", replay_pool=99, replay_jsonl=str(replay), checkpoint_every=4,
         accelerator_type="A100")
 
 
@@ -37,7 +37,8 @@ EVAL_VALUES = dict(
     max_batch_size=3, evals=["fidelity", "sampled"], splits=["test_ood_family"], selection="full",
     families=["poisson"], num_decimals=2, max_bins=64, samples_per_prompt=50, arithmetic_problems=7, seed=3,
     sample_max_tokens=20, arithmetic_max_tokens=100, openrandom_prompts=5, openrandom_samples=9, top_p=0.5,
-    mcq_questions=11, mcq_max_tokens=50, chunk_size=4, tensor_parallel_size=2, accelerator_type="A100")
+    mcq_questions=11, mcq_max_tokens=50, chunk_size=4, tensor_parallel_size=2, accelerator_type="A100",
+    gsm8k_items=20, gsm8k_shots=2, gsm8k_generate=True, gsm8k_max_tokens=64)
 
 
 def test_the_value_tables_cover_every_field_with_a_non_default(tmp_path):
@@ -148,7 +149,7 @@ def test_a_run_directory_written_before_the_typed_configs_still_loads_and_resume
     from pathlib import Path
 
     import orchestrator.results as results
-    from orchestrator.spec import load_spec
+    from orchestrator.store import RunStore
     from orchestrator.sweep import prepare_run_dir
 
     shutil.copytree(Path(__file__).parent / "data" / "legacy_run", tmp_path, dirs_exist_ok=True)
@@ -156,7 +157,10 @@ def test_a_run_directory_written_before_the_typed_configs_still_loads_and_resume
     frame = results.trials(run_dir)
     assert frame.loc[0, "calibration_error"] == 0.8 and pd_isna(frame.loc[0, "calibration_error_se"])
     assert results.pareto(run_dir)["key"].tolist() == ["tiny-soft-000"]
-    spec = load_spec(Path(__file__).parents[1] / "sweeps" / "smoke.yaml").model_copy(update={"storage": str(tmp_path)})
+    saved = RunStore(run_dir).saved_spec()   # objectives from before they named their metric keep their meaning
+    assert [(o.name, o.metric) for o in saved.objectives] == [("calibration_error", "fidelity/tv"),
+                                                             ("capability_loss", "arithmetic/flexible_acc")]
+    spec = saved.model_copy(update={"storage": str(tmp_path)})
     assert prepare_run_dir(spec, resume=True).root == run_dir.resolve()   # the same sweep: it resumes
 
 

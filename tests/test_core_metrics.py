@@ -58,7 +58,7 @@ def test_sample_metrics_of_target_draws_are_within_sampling_error(prompt):
         assert m["mean_error"] < 5 * sd / math.sqrt(n) + 0.02 * sd
         assert m["w1"] < 0.05 * sd
     else:
-        assert math.isnan(m["mean_error"])
+        assert m["mean_error"] is None   # the target has no mean: not applicable
     # the goodness-of-fit test must pass wherever the grid itself is finer than the sampling noise
     # (heavy tails on a 16,384-point grid can be coarser than that near the mode)
     fam = get_family(prompt.family)
@@ -85,10 +85,13 @@ def test_garbage_and_out_of_support_samples():
     assert nothing["valid_rate"] == 0 and math.isnan(nothing["w1"])
 
 
-def test_family_balanced_weights_families_equally_and_skips_nan():
+def test_family_balanced_weights_families_equally_and_never_skips_nan():
+    """None is "not applicable" and left out; NaN ("could not be computed") propagates, so a family
+    that fails cannot silently leave the average (tests/test_core_calibration.py has more)."""
     rows = [{"family": "a", "x": 1.0}, {"family": "a", "x": 3.0}, {"family": "b", "x": 10.0},
-            {"family": "c", "x": float("nan")}]
+            {"family": "c", "x": None}]
     assert family_balanced(rows, ["x"])["x"] == pytest.approx((2.0 + 10.0) / 2)
+    assert math.isnan(family_balanced(rows + [{"family": "c", "x": float("nan")}], ["x"])["x"])
 
 
 def test_wild_integer_samples_do_not_blow_up_the_chi_square():

@@ -97,8 +97,9 @@ def test_smoke_sweep_killed_and_resumed(tmp_path):
     trials = results.trials(run_dir)
     front = results.pareto(run_dir)
     assert len(trials) == len(after) and not front.empty
-    for column in ["model", "method", "lr", "mix", "calibration_error", "capability_loss",
-                   "fidelity/tv", "arithmetic/flexible_acc", "train/loss", "train/replay_fraction"]:
+    for column in ["model", "method", "lr", "mix", "calibration_error", "calibration_error_se", "capability_loss",
+                   "capability_loss_se", "sampled/calibration_error", "gsm8k/gold_logprob", "fidelity/tv",
+                   "train/loss", "train/replay_fraction"]:
         assert column in trials.columns and column in front.columns
     assert set(front["cell"]) == {f"{m.label}:{meth}" for m, meth in spec.cells}
     done = trials[trials["status"] == "done"]

@@ -68,7 +68,7 @@ MALFORMED = [
     (_with("objectives", [{"name": "calibration_error", "direction": "down"}]), "objectives.0.direction",
      "'min' or 'max'"),
     (_with("objectives", []), "objectives", "at least 1 item"),
-    (_with("objectives", [{"name": "sampled_w1"}]), "objectives", "evaluation.evals to include ['sampled']"),
+    (_with("objectives", [{"name": "exact_tv"}]), "objectives", "evaluation.evals to include ['fidelity']"),
     (_with("trials_per_cell", 0), "trials_per_cell", "greater than or equal to 1"),
     (_with("trials_per_cell", "many"), "trials_per_cell", "valid integer"),
     (_with("training.zero_stage", 5), "training.zero_stage", "0, 1, 2 or 3"),

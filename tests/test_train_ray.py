@@ -103,7 +103,11 @@ def test_two_worker_deepspeed_run_trains_and_saves_a_loadable_model(fit, tiny_to
     cfg, result = fit(key)
     m = result.metrics
     assert m["step"] == m["total_steps"] == cfg.max_steps
-    assert m["loss"] < 0.8 * m["first_loss"], (m["first_loss"], m["loss"])
+    # A mixed run's window loss swings with each window's share of replay, whose 30-token solutions
+    # cost far more than a 2-token value: its learning is checked by test_replay_fraction_of_a_mixed_run
+    # and the probe check below, not by the window loss.
+    if cfg.mix == 0:
+        assert m["loss"] < 0.8 * m["first_loss"], (m["first_loss"], m["loss"])
     files = set(os.listdir(result.output_dir))
     assert {"adapter_config.json", "adapter_model.safetensors"} <= files if cfg.lora else "model.safetensors" in files
     assert "tokenizer_config.json" in files

@@ -62,7 +62,9 @@ class TrainConfig(BaseModel):
     num_decimals: int = Field(5, ge=0, le=8, description="decimals of continuous values")
     max_bins: int = Field(1001, ge=2, le=100_000, description="most values in one output space")
     hard_samples_per_prompt: int = Field(16, ge=1, le=10_000)
-    replay_pool: int = Field(2000, ge=1, le=1_000_000, description="synthetic replay problems")
+    replay: Literal["synthetic", "gsm8k"] = Field(
+        "synthetic", description="replay source: synthetic arithmetic, or worked GSM8K train problems")
+    replay_pool: int = Field(2000, ge=1, le=1_000_000, description="replay problems drawn from the source")
     replay_jsonl: str | None = Field(None, description="GSM8K-format JSONL replay file instead")
     checkpoint_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
 

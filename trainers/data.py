@@ -86,9 +86,12 @@ def plan_steps(cfg: TrainConfig, n_prompts: int, world_size: int) -> StepPlan:
 
 def replay_problems(cfg: TrainConfig) -> list:
     from cft.arithmetic import generate_problems, load_gsm8k_jsonl
+    from cft.gsm8k import gsm8k_replay_problems
 
     if cfg.replay_jsonl:
         return list(load_gsm8k_jsonl(cfg.replay_jsonl))
+    if cfg.replay == "gsm8k":
+        return gsm8k_replay_problems(cfg.replay_pool, seed=cfg.seed)
     return list(generate_problems(cfg.replay_pool, seed=cfg.seed))
 
 

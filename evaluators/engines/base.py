@@ -53,3 +53,27 @@ class Engine(Protocol):
     def top_probs(self, requests: list[TopProbsRequest]) -> list[list[float]]: ...
 
     def info(self) -> EngineInfo: ...
+
+
+def terminator_ids(model: str, tokenizer) -> list[int]:
+    """Every token that ends a completion: the generation config's `eos_token_id` (an int or a list;
+    Gemma-3-it lists `<eos>` and `<end_of_turn>`) plus the tokenizer's EOS, so both engines stop on the
+    same set. Falls back to the model config's `eos_token_id` when there is no generation config."""
+    from transformers import AutoConfig, GenerationConfig
+
+    try:
+        configured = GenerationConfig.from_pretrained(model).eos_token_id
+    except OSError:   # no generation_config.json
+        configured = getattr(AutoConfig.from_pretrained(model), "eos_token_id", None)
+    ids = configured if isinstance(configured, (list, tuple)) else [configured]
+    ids = [*ids, tokenizer.eos_token_id]
+    return sorted({int(i) for i in ids if i is not None})
+
+
+def completion_text(tokenizer, tokens: list[int], terminators) -> str | None:
+    """The text before the first terminator, or None when the completion has none (it ran out of
+    tokens: truncated, which the callers count as invalid)."""
+    ends = [i for i, tok in enumerate(tokens) if tok in terminators]
+    if not ends:
+        return None
+    return tokenizer.decode(tokens[:ends[0]], skip_special_tokens=True)

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 import torch
 
 from evaluators.engines.adapters import resolve_adapter
-from evaluators.engines.base import EngineInfo, GenerateRequest, ScoreRequest, TopProbsRequest
+from evaluators.engines.base import (EngineInfo, GenerateRequest, ScoreRequest, TopProbsRequest, completion_text,
+                                     terminator_ids)
 
 CANDIDATE_BATCH = 256   # candidates per forward pass over the shared prompt cache
 SAMPLE_BATCH = 128      # sequences per generate() call
@@ -29,6 +30,7 @@ class HFEngine:
                        "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
+        self.terminators = terminator_ids(model, self.tokenizer)   # generation stops at any of them
         self.peft = None                       # the PeftModel wrapping self.model, once an adapter loads
         self.loaded: OrderedDict[str, str] = OrderedDict()   # adapter key -> path, least recent first
 
@@ -121,16 +123,9 @@ class HFEngine:
     def _sample(self, model, prompt, req: GenerateRequest, count: int, sampling: dict) -> list[str | None]:
         out = model.generate(
             input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=req.max_tokens,
-            num_return_sequences=count, eos_token_id=self.tokenizer.eos_token_id,
+            num_return_sequences=count, eos_token_id=self.terminators,
             pad_token_id=_pad_id(self.tokenizer), **sampling)
-        return [self._decode(row[prompt.shape[1]:].tolist()) for row in out]
-
-    def _decode(self, tokens: list[int]) -> str | None:
-        """The completion's text, or None when it ran out of tokens before EOS."""
-        eos = self.tokenizer.eos_token_id
-        if eos not in tokens:
-            return None
-        return self.tokenizer.decode(tokens[:tokens.index(eos)], skip_special_tokens=True)
+        return [completion_text(self.tokenizer, row[prompt.shape[1]:].tolist(), self.terminators) for row in out]
 
     @torch.inference_mode()
     def top_probs(self, requests: list[TopProbsRequest]) -> list[list[float]]:

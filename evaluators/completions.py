@@ -1,0 +1,114 @@
+"""Score completions produced elsewhere (another engine, a hosted API) without loading a model.
+
+The input is JSONL, one prompt per line, families and parameters named as `python -m orchestrator.targets`
+takes them (prompt parameters, e.g. uniform's a and b):
+
+    {"family": "gaussian", "params": {"mu": 1.0, "sigma": 2.0}, "num_decimals": 2, "samples": ["0.53", ...]}
+
+`num_decimals` (optional; ignored for integer families) is the precision the completions were asked
+for: the reference quantiles are rounded to it (cft.metrics.calibration_error). Other keys are kept
+out of the scoring (metadata such as a model name is allowed). The result is
+{"rows": [...], "summary": {...}}: one row per input line, in input order, with the paper's sampling
+metrics and the calibration error with its standard error; the summary is family-balanced. Values that
+cannot be computed (W1 with no valid sample) are null, so the result is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from cft.families import InvalidParameters
+from cft.metrics import family_balanced, sample_metrics
+from cft.splits import TaskPrompt, make_prompt
+
+SUMMARY_METRICS = ("calibration_error", "valid_rate", "support_violation_rate")
+
+
+class CompletionsFormatError(ValueError):
+    """A completions file that cannot be scored; the message names the file and line."""
+
+
+@dataclass
+class PromptCompletions:
+    line: int
+    prompt: TaskPrompt
+    num_decimals: int | None
+    samples: list[str]
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_line(text: str, samples: int | None = None) -> tuple[TaskPrompt, int | None, list[str]]:
+    """One JSONL line as (prompt, num_decimals, completions); raises ValueError saying what is wrong."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err.msg})") from None
+    if not isinstance(record, dict):
+        raise ValueError("expected a JSON object with family, params and samples")
+    missing = [k for k in ("family", "params", "samples") if k not in record]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}")
+    params, completions = record["params"], record["samples"]
+    if not isinstance(params, dict) or not all(_number(v) for v in params.values()):
+        raise ValueError("params must be an object of numbers, e.g. {\"mu\": 1.0, \"sigma\": 2.0}")
+    if not isinstance(completions, list) or not all(isinstance(c, str) for c in completions):
+        raise ValueError("samples must be a list of strings (the completions' text)")
+    if not completions:
+        raise ValueError("samples is empty")
+    decimals = record.get("num_decimals")
+    if decimals is not None and not (isinstance(decimals, int) and not isinstance(decimals, bool) and decimals >= 0):
+        raise ValueError(f"num_decimals must be an integer >= 0 (got {decimals!r})")
+    if not isinstance(record["family"], str):
+        raise ValueError("family must be a string")
+    try:
+        prompt = make_prompt(record["family"], params, split="completions")
+    except InvalidParameters as err:
+        raise ValueError(str(err)) from None
+    return prompt, decimals, completions[:samples] if samples else completions
+
+
+def read_completions(path: str | Path, samples: int | None = None) -> list[PromptCompletions]:
+    """Every non-blank line of the file; raises CompletionsFormatError naming the first bad line."""
+    if samples is not None and samples < 1:
+        raise CompletionsFormatError(f"samples must be >= 1 (got {samples})")
+    out = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, text in enumerate(handle, 1):
+            if not text.strip():
+                continue
+            try:
+                out.append(PromptCompletions(lineno, *parse_line(text, samples)))
+            except ValueError as err:
+                raise CompletionsFormatError(f"{path}:{lineno}: {err}") from None
+    if not out:
+        raise CompletionsFormatError(f"{path}: no prompts (expected one JSON object per line)")
+    return out
+
+
+def _json_safe(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def score_completions(records: list[PromptCompletions]) -> dict:
+    rows = []
+    for rec in records:
+        metrics = sample_metrics(rec.prompt, rec.samples, rec.num_decimals)
+        rows.append({"line": rec.line, "family": rec.prompt.family, "key": rec.prompt.key,
+                     "num_decimals": rec.num_decimals,
+                     **{k: _json_safe(v) for k, v in metrics.items()}})
+    summary = family_balanced(rows, SUMMARY_METRICS)
+    summary |= {"n_prompts": len(rows), "n_families": len({r["family"] for r in rows})}
+    return {"rows": rows, "summary": {k: _json_safe(v) for k, v in summary.items()}}
+
+
+def score_completions_file(path: str | Path, samples: int | None = None) -> dict:
+    """{"rows": [...], "summary": {...}} for a completions JSONL file (see the module docstring);
+    `samples`: use only the first N completions of each prompt. Raises CompletionsFormatError (the CLI's
+    exit 2) for a malformed file, FileNotFoundError for a missing one."""
+    return score_completions(read_completions(path, samples))
