@@ -35,7 +35,7 @@ SPEC = {
     "name": "chaos", "models": [{"ref": "tiny"}], "methods": ["soft"],
     "search": {"lr": {"low": 1e-4, "high": 5e-2, "log": True}, "mix": {"low": 0.0, "high": 0.5},
                "sampler": "random"},
-    "objectives": [{"name": "calibration_error"}],
+    "objectives": [{"name": "exact_tv"}],
     "trials_per_cell": 3, "max_concurrent_trials": 1,
     "training": {"epochs": 4, "batch_size": 2, "lora_r": 4, "lora_alpha": 8, "workers_per_trial": 1,
                  "cpus_per_worker": 1, "families": ["binomial"], "prompts_per_family": 2, "num_decimals": 0,
@@ -179,7 +179,7 @@ def test_a_sweep_killed_and_interrupted_at_every_stage_finishes_each_trial_once(
     states = {t.number: t for t in study.trials}
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
     assert [t.number for t in study.trials if t.state.name == "COMPLETE"] == [done.optuna_number]
-    assert states[done.optuna_number].values == [done.objectives["calibration_error"]]
+    assert states[done.optuna_number].values == [done.objectives["exact_tv"]]
     assert states[done.optuna_number].params == {"lr": done.lr, "mix": done.mix}
     for r in (diverged, killed):
         assert states[r.optuna_number].state.name == "FAIL" and states[r.optuna_number].params["lr"] == r.lr
