@@ -9,8 +9,9 @@ FILE holds one prompt per line: {"family": "gaussian", "params": {"mu": 1.0, "si
 "num_decimals": 2, "samples": ["0.53", ...]}; the result has one row per line, in order, and a
 family-balanced summary (evaluators/completions.py).
 
-Exit status: 0 on success, 2 for bad arguments (unknown eval or split, missing adapter or model),
-3 when the engine fails to start, 1 for anything else that fails.
+Exit status: 0 on success, 2 for bad arguments (unknown eval, family or split, a missing adapter, an
+incomplete model directory, a hub model missing offline), all before Ray starts; 3 when the engine
+fails to start (the replica's own error is printed); 1 for anything else that fails.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from cft.cli import add_config_flags, config_values, format_errors
 from evaluators.settings import EvalSettings, EvaluationConfig, ScorerSettings
-from models.resolve import resolve_model
+from models.resolve import ModelNotFound, check_model_ref, resolve_model
 
 SHORT_FLAGS = {"splits": ["--split"], "samples_per_prompt": ["--samples"]}
 
@@ -51,6 +52,10 @@ def build_settings(args) -> tuple[ScorerSettings, EvalSettings]:
 
     if args.adapter:
         resolve_adapter(args.adapter)
+    try:
+        check_model_ref(args.model)
+    except ModelNotFound as err:
+        raise ValueError(f"--model: {err}") from None
     values = config_values(EvaluationConfig, args)
     replicas = values.get("replicas", 1)
     values.setdefault("cpus_per_replica", max(0.01, min(1.0, (args.num_cpus - 0.5) / max(replicas, 1))))
@@ -122,6 +127,8 @@ def stdout_to_stderr():
 
 
 def run(args, scorer_settings: ScorerSettings, eval_settings: EvalSettings) -> tuple[int, dict | None]:
+    # the loopback-only switch trainers/ray_local.py explains (set before Ray computes its node IP)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray import serve
 
@@ -133,8 +140,9 @@ def run(args, scorer_settings: ScorerSettings, eval_settings: EvalSettings) -> t
         try:
             handle = start_scorer(scorer_settings)
         except Exception as err:
-            print(f"error: the {scorer_settings.engine} engine failed to start for {args.model!r}: {err}",
-                  file=sys.stderr)
+            cause = replica_error(scorer_settings.app_name)
+            print(f"error: the {scorer_settings.engine} engine failed to start for {args.model!r}: "
+                  f"{cause or err}", file=sys.stderr)
             return 3, None
         return 0, evaluate(handle, eval_settings, args.adapter)
     except Exception as err:
@@ -143,6 +151,26 @@ def run(args, scorer_settings: ScorerSettings, eval_settings: EvalSettings) -> t
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def replica_error(app_name: str) -> str | None:
+    """The exception a failed scorer replica raised, as Serve recorded it (else it stays in Ray's logs
+    and the user sees only "Failed to update the deployments")."""
+    from ray import serve
+
+    try:
+        app = serve.status().applications.get(app_name)
+    except Exception:
+        return None
+    if app is None:
+        return None
+    messages = [d.message for d in app.deployments.values() if d.message] or [app.message]
+    lines = [line.rstrip() for m in messages if m for line in m.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    raised = [line for line in lines if not line.startswith((" ", "\t")) and ("Error" in line or "Exception" in line)]
+    return raised[-1].strip() if raised else lines[-1].strip()
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,10 +36,27 @@ def resolve_model(ref: str) -> str:
         path = Path(ref).expanduser()
         if not path.is_dir():
             raise ModelNotFound(f"model path {ref!r} does not exist or is not a directory")
-        if not (path / "config.json").exists():
-            raise ModelNotFound(f"model path {ref!r} has no config.json; is it a Hugging Face model directory?")
+        check_model_dir(path, ref)
         return str(path.resolve())
     return ref
+
+
+# What a local Hugging Face model directory needs: one of each group (checked before any work starts,
+# so an incomplete copy fails in one line instead of inside a Ray worker).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+
+
+def check_model_dir(path: Path, ref: str | None = None) -> None:
+    """Raise ModelNotFound naming what a local model directory lacks: config, weights or tokenizer."""
+    ref = ref or str(path)
+    if not (path / "config.json").exists():
+        raise ModelNotFound(f"model path {ref!r} has no config.json; is it a Hugging Face model directory?")
+    if not any((path / f).exists() for f in WEIGHT_FILES) and not any(path.glob("*.safetensors")):
+        raise ModelNotFound(f"model path {ref!r} has no weights (expected {' or '.join(WEIGHT_FILES[:3])})")
+    if not any((path / f).exists() for f in TOKENIZER_FILES):
+        raise ModelNotFound(f"model path {ref!r} has no tokenizer (expected {' or '.join(TOKENIZER_FILES)})")
 
 
 # A hub repository's files a loader needs: the safetensors weights, configs and tokenizer, not the
@@ -65,6 +82,35 @@ def fetch_model(ref: str) -> str:
     except Exception as err:   # offline, gated without HF_TOKEN, a typo: the hub's own message says which
         raise ModelNotFound(f"{ref!r} could not be fetched from the Hugging Face hub into {_hub_cache()}: "
                             f"{type(err).__name__}: {err}") from None
+
+
+def check_model_ref(ref: str) -> None:
+    """Raise ModelNotFound (one line) for a reference that cannot load: an incomplete local directory,
+    or a hub id missing from the cache while offline. Aliases build or convert themselves."""
+    if ref.lower() in ALIASES:
+        return
+    if looks_like_path(ref):
+        resolve_model(ref)
+    else:
+        check_hub_model_offline(ref)
+
+
+def check_hub_model_offline(ref: str) -> None:
+    """Offline (HF_HUB_OFFLINE=1), a hub id must already be in the local cache; raise ModelNotFound in
+    one line if it is not. Online this checks nothing (fetch_model downloads it, or says why not)."""
+    from huggingface_hub import constants
+
+    if not is_hub_id(ref) or not constants.HF_HUB_OFFLINE:
+        return
+    from huggingface_hub import snapshot_download
+
+    try:
+        check_model_dir(Path(snapshot_download(ref, local_files_only=True)), ref)
+    except ModelNotFound:
+        raise
+    except Exception:
+        raise ModelNotFound(f"{ref!r} is not in the local Hugging Face cache ({_hub_cache()}) and HF_HUB_OFFLINE=1 "
+                            "forbids downloading it: check the name, or fetch it once online") from None
 
 
 def _hub_cache() -> str:

@@ -24,7 +24,8 @@ class TrialRecord(BaseModel):
     method: str
     lr: float
     mix: float
-    optuna_number: int
+    optuna_number: int              # the Optuna trial it ran as (last); a rerun keeps its key
+    seed: int | None = None         # the trial's training seed (None in records of older versions)
     status: Status = "running"
     started_at: float = Field(default_factory=time.time)
     finished_at: float | None = None

@@ -14,9 +14,14 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from orchestrator.records import TrialRecord
+
+UNREADABLE = (ValueError, ValidationError, UnicodeDecodeError)   # json.JSONDecodeError is a ValueError
 
 
 def write_json(path: str | Path, data) -> None:
@@ -66,33 +71,82 @@ class RunStore:
         return f"sqlite:///{self.root / 'optuna.db'}"
 
     def read_trial(self, key: str) -> TrialRecord | None:
-        data = read_json(self.trial_path(key))
-        return None if data is None else TrialRecord.model_validate(data)
+        """The trial's record, or None if it has none or an unreadable one."""
+        path = self.trial_path(key)
+        try:
+            return TrialRecord.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except UNREADABLE:
+            return None
 
     def write_trial(self, record: TrialRecord) -> None:
         write_json(self.trial_path(record.key), record.model_dump())
 
     def trial_records(self) -> list[TrialRecord]:
-        if not self.trials_dir.exists():
-            return []
-        return [TrialRecord.model_validate_json(p.read_text()) for p in sorted(self.trials_dir.glob("*.json"))]
+        """Every readable record; an unreadable one (truncated, not JSON, not a record) is named in a
+        warning and skipped, so one bad file never hides the others."""
+        records = []
+        for path in self._trial_files():
+            try:
+                records.append(TrialRecord.model_validate_json(path.read_bytes()))
+            except UNREADABLE as err:
+                warnings.warn(f"skipping unreadable trial record {path}: {_reason(err)}", stacklevel=2)
+        return records
+
+    def unreadable_trials(self) -> dict[str, str]:
+        """Trial key -> why its record cannot be read."""
+        bad = {}
+        for path in self._trial_files():
+            try:
+                TrialRecord.model_validate_json(path.read_bytes())
+            except UNREADABLE as err:
+                bad[path.stem] = _reason(err)
+        return bad
+
+    def _trial_files(self) -> list[Path]:
+        return sorted(self.trials_dir.glob("*.json")) if self.trials_dir.exists() else []
+
+    def has_results(self) -> bool:
+        """Whether anything beyond the spec was written: a trial record or a baseline."""
+        return bool(self._trial_files()) or (self.root / "baselines.json").exists()
 
     def saved_spec(self):
         """The SweepSpec this run directory was started with, or None."""
-        data = read_json(self.root / "spec.json")
-        if data is None:
-            return None
-        from orchestrator.spec import LEGACY_METRICS, SweepSpec
+        from orchestrator.spec import LEGACY_METRICS, SpecError, SweepSpec
 
-        for objective in data.get("objectives", []):   # written before objectives named their metric
-            if objective.get("metric") is None and objective.get("name") in LEGACY_METRICS:
-                objective["metric"] = LEGACY_METRICS[objective["name"]]
-        return SweepSpec.model_validate(data)
+        path = self.root / "spec.json"
+        try:
+            data = json.loads(path.read_bytes())
+            for objective in data.get("objectives", []):   # written before objectives named their metric
+                if objective.get("metric") is None and objective.get("name") in LEGACY_METRICS:
+                    objective["metric"] = LEGACY_METRICS[objective["name"]]
+            return SweepSpec.model_validate(data)
+        except FileNotFoundError:
+            return None
+        except (*UNREADABLE, AttributeError) as err:   # AttributeError: JSON that is not a mapping
+            raise SpecError(f"{path} is unreadable ({_reason(err)}); it records which sweep this directory "
+                            "holds: restore it, or use another name or storage") from None
 
     def baselines(self) -> dict:
-        return read_json(self.root / "baselines.json", {})
+        """Each base model's saved scores; an unreadable file counts as none (they are scored again)."""
+        path = self.root / "baselines.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except UNREADABLE as err:
+            warnings.warn(f"ignoring unreadable {path} ({_reason(err)}); the base models are scored again",
+                          stacklevel=2)
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def save_baseline(self, model_label: str, entry: dict) -> None:
         data = self.baselines()
         data[model_label] = entry
         write_json(self.root / "baselines.json", data)
+
+
+def _reason(err: Exception) -> str:
+    """The first line of why a file could not be read."""
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"

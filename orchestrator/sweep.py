@@ -7,19 +7,29 @@ rate x mix, each trial training on Ray Train + DeepSpeed and scored by the Serve
     python -m orchestrator.sweep sweeps/paper.yaml --plan --cluster cluster.yaml   # placement, no Ray
 
 Rerunning the same spec and storage (or passing --resume) continues an interrupted sweep: finished
-trials are kept, an interrupted one runs again, and every cell ends with its planned trial count.
+trials are kept, an interrupted one runs again under its key (resuming its last training checkpoint),
+and every cell ends with its planned trial count.
+
+Exit status: 0 when every trial finished, 1 when a trial failed (its record holds the error), 2 for a
+bad spec or setting (refused before Ray starts and before anything is written) or a run directory in
+use by another sweep, 130 / 143 when stopped by SIGINT / SIGTERM (no report is written; the command
+to resume is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 
-from orchestrator.report import format_front, write_report
-from orchestrator.spec import SpecError, SweepSpec, load_spec
-from orchestrator.store import RunStore, write_json
+from orchestrator.interrupt import Interruption, SweepInterrupted
+from orchestrator.lock import RunLock, RunLocked, describe, holder_is_alive, in_use, read_holder
+
+# Everything else is imported where it is used: a sweep refused because another one holds its run
+# directory says so in a second or two, before pandas, scipy and torch are loaded.
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "sweeps" / "local.yaml"
 
@@ -41,7 +51,11 @@ def parse_args(argv):
 
 
 def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
-    """Create the run directory, or check that an existing one holds this same sweep."""
+    """Create the run directory, or check that an existing one holds this same sweep. A directory
+    with a spec but no results (a sweep that stopped before its first score) takes the new spec."""
+    from orchestrator.spec import SpecError
+    from orchestrator.store import RunStore, write_json
+
     store = RunStore(spec.run_dir)
     old = store.saved_spec()
     if old is not None:
@@ -49,8 +63,12 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
         before, now = old.model_dump(exclude=where), spec.model_dump(exclude=where)
         if before != now:
             diff = sorted(k for k in now if before.get(k) != now[k])
-            raise SpecError(f"{store.root} holds sweep {old.name!r} with a different spec (fields: "
-                            f"{', '.join(diff)}); use another name or storage to start a new sweep")
+            if store.has_results():
+                raise SpecError(f"{store.root} holds sweep {old.name!r} with a different spec (fields: "
+                                f"{', '.join(diff)}); use another name or storage to start a new sweep")
+            print(f"note: {store.root} held a sweep that never scored anything; starting it with this spec "
+                  f"(changed: {', '.join(diff)})", flush=True)
+            write_json(store.root / "spec.json", spec.model_dump(mode="json"))
     elif resume:
         raise SpecError(f"--resume: nothing to resume at {store.root}")
     else:
@@ -58,22 +76,45 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
     return store
 
 
-def run(spec: SweepSpec, address: str | None = None, resume: bool = False, cluster_yaml: str | None = None):
+def run(spec: SweepSpec, address: str | None = None, resume: bool = False, cluster_yaml: str | None = None,
+        interruption: Interruption | None = None):
+    """Run (or resume) a sweep. Everything checkable is checked before the run directory is locked,
+    written or Ray started; the lock is held until the sweep ends."""
     from orchestrator import cluster
+    from orchestrator.preflight import PreflightError, check_sweep
+    from orchestrator.report import format_front, write_report
     from orchestrator.scorer_apps import ensure_baselines, resolve_models, start_scorers, stop_scorers
+    from orchestrator.spec import SpecError
+    from orchestrator.store import RunStore
     from orchestrator.tuning import run_tune
 
-    store = prepare_run_dir(spec, resume)
-    print(cluster.connect(spec, address, cluster_yaml), flush=True)
-    t0 = time.time()
-    model_paths = resolve_models(spec)
-    app_names = start_scorers(spec, model_paths)
     try:
-        baselines = ensure_baselines(spec, store, app_names)
-        run_tune(spec, store, model_paths, app_names, baselines)
-    finally:  # free the replicas' resources for whatever runs next on this cluster
-        stop_scorers(app_names)
-    front = write_report(store.root)
+        check_sweep(spec, address)
+    except PreflightError as err:
+        raise SpecError(str(err)) from None
+    if interruption:
+        interruption.install()
+    with RunLock(RunStore(spec.run_dir).root) as lock:
+        if lock.taken_over:
+            print(f"warning: took over {lock.path} from a sweep that is no longer running: "
+                  f"{describe(lock.taken_over)}", flush=True)
+        model_paths = resolve_models(spec)   # hub models are downloaded once, here
+        store = prepare_run_dir(spec, resume)
+        try:
+            print(cluster.connect(spec, address, cluster_yaml), flush=True)
+            if interruption:
+                interruption.install()   # ray.init replaced the SIGTERM handler with sys.exit
+            t0 = time.time()
+            app_names = start_scorers(spec, model_paths)
+            try:
+                baselines = ensure_baselines(spec, store, app_names)
+                run_tune(spec, store, model_paths, app_names, baselines, interruption)
+            finally:  # free the replicas' resources for whatever runs next on this cluster
+                stop_scorers(app_names)
+        except SweepInterrupted:
+            mark_interrupted(store, interruption.at if interruption else None)
+            raise
+        front = write_report(store.root)
     objectives = [o.name for o in spec.objectives]
     print(f"\nSweep {spec.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
     print(f"Pareto front per cell ({store.root / 'pareto'}):\n{format_front(front, objectives)}")
@@ -83,8 +124,53 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
     return front, failed
 
 
+def mark_interrupted(store, since: float | None) -> list[str]:
+    """Trials the interruption stopped: "running" ones, and ones that failed after the signal (their
+    failure was the stop itself). They run again on resume."""
+    stopped = []
+    for r in store.trial_records():
+        failed_by_stop = r.status == "error" and since is not None and (r.finished_at or 0) >= since
+        if r.status == "running" or failed_by_stop:
+            store.write_trial(r.model_copy(update={"status": "interrupted"}))
+            stopped.append(r.key)
+    return stopped
+
+
+def resume_command(args, storage: str) -> str:
+    parts = [sys.executable, "-m", "orchestrator.sweep", args.spec, "--storage", storage, "--resume"]
+    if args.address:
+        parts += ["--address", args.address]
+    if args.cluster:
+        parts += ["--cluster", args.cluster]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def refuse_if_in_use(args) -> None:
+    """Raise RunLocked at once if a live sweep holds the run directory the spec names (read from the
+    YAML without validating it; the full check, with the lock taken, comes after validation)."""
+    import yaml
+
+    if args.validate or args.plan:
+        return
+    try:
+        data = yaml.safe_load(Path(args.spec).read_text())
+        run_dir = Path(args.storage or data.get("storage", "results")).expanduser().resolve() / str(data["name"])
+    except Exception:   # unreadable or invalid: validation says what is wrong
+        return
+    holder = read_holder(run_dir)
+    if holder and holder_is_alive(holder):
+        raise RunLocked(in_use(run_dir, holder))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        refuse_if_in_use(args)
+    except RunLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from orchestrator.spec import SpecError, load_spec
+
     try:
         spec = load_spec(args.spec)
         if args.storage:
@@ -94,15 +180,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.plan:
             return print_plan(spec, args.cluster, args.json, args.address)
-        _, failed = run(spec, args.address, args.resume, args.cluster)
-    except SpecError as err:
+        _, failed = run(spec, args.address, args.resume, args.cluster, Interruption())
+    except (SpecError, RunLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SweepInterrupted as stop:
+        storage = str(Path(spec.storage).expanduser().absolute())
+        print(f"\nSweep {spec.name!r} interrupted by {signal.Signals(stop.signum).name}: unfinished trials are "
+              f"marked interrupted and no report was written.\nResume with:\n  {resume_command(args, storage)}",
+              file=sys.stderr, flush=True)
+        return stop.exit_code
     return 1 if failed else 0
 
 
 def _checked_storage(storage: str) -> str:
-    from orchestrator.spec import check_storage
+    from orchestrator.spec import SpecError, check_storage
 
     try:
         return check_storage(storage)
@@ -116,6 +208,7 @@ def print_plan(spec: SweepSpec, cluster_yaml: str | None, as_json: bool, address
     import os
 
     from orchestrator.plan import cluster_yaml_in_use, format_plan, plan_for
+    from orchestrator.spec import SpecError
 
     if cluster_yaml and not Path(cluster_yaml).expanduser().is_file():
         raise SpecError(f"--cluster: no such file {cluster_yaml}")

@@ -10,6 +10,9 @@ import argparse
 import json
 import sys
 
+from pydantic import ValidationError
+
+from cft.cli import format_errors
 from cft.families import InvalidParameters
 from cft.output_space import build_output_space
 from cft.splits import make_prompt
@@ -28,6 +31,17 @@ def parse_params(pairs: list[str]) -> dict[str, float]:
     return params
 
 
+def check_space_settings(num_decimals: int, max_bins: int) -> None:
+    """--num-decimals and --max-bins within the bounds the training and evaluation settings declare."""
+    from evaluators.settings import EvalSettings
+
+    try:
+        EvalSettings.model_validate({"num_decimals": num_decimals, "max_bins": max_bins})
+    except ValidationError as err:
+        flags = format_errors(err).replace("num_decimals", "--num-decimals").replace("max_bins", "--max-bins")
+        raise ValueError(flags.replace("\n", "; ")) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.targets", description=__doc__.split("\n")[0])
     parser.add_argument("family")
@@ -37,10 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help='print {"values": [...], "probabilities": [...]}')
     args = parser.parse_args(argv)
     try:
+        check_space_settings(args.num_decimals, args.max_bins)
         prompt = make_prompt(args.family, parse_params(args.params))
-        space = build_output_space(prompt, args.num_decimals, args.max_bins)
     except (InvalidParameters, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        space = build_output_space(prompt, args.num_decimals, args.max_bins)
+    except (ArithmeticError, ValueError, TypeError) as err:   # parameters far outside what the family handles
+        print(f"error: cannot build the output space of {args.family}({', '.join(args.params)}): "
+              f"{type(err).__name__}: {err}",
+              file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(space.as_dict()))

@@ -63,12 +63,12 @@ def run_trial(config: dict, context: TrialContext) -> None:
     spec, label = context.spec, config["model"]
     record = TrialRecord(key=key, cell=f"{label}:{config['method']}", model=label,
                          model_ref=spec.model(label).ref, method=config["method"], lr=config["lr"],
-                         mix=config["mix"], optuna_number=config["optuna_number"])
+                         mix=config["mix"], optuna_number=config["optuna_number"], seed=seed_of(spec, config))
     store.write_trial(record)
     try:
         t0 = time.time()
         cfg = train_config(spec, label, context.model_paths[label], config["method"], config["lr"],
-                           config["mix"], seed=spec.seed + config["optuna_number"])
+                           config["mix"], seed=seed_of(spec, config))
         trained = run_training_for(cfg, store, key)
         t1 = time.time()
         handle = serve.get_app_handle(context.app_names[label])
@@ -82,10 +82,16 @@ def run_trial(config: dict, context: TrialContext) -> None:
     except Exception as err:  # keep the record: a failed trial is reported, not lost
         store.write_trial(record.model_copy(update=dict(
             status="error", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
+            train_metrics=getattr(err, "metrics", None) or record.train_metrics,   # e.g. diverged_at_step
             finished_at=time.time())))
         raise
     store.write_trial(record)
     tune.report(tune_metrics(record))
+
+
+def seed_of(spec: SweepSpec, config: dict) -> int:
+    """The trial's training seed: chosen with its key, so a rerun trains (and resumes) the same run."""
+    return config.get("seed", spec.seed + config["optuna_number"])
 
 
 def run_training_for(cfg, store: RunStore, key: str):

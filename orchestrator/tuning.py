@@ -1,47 +1,134 @@
 """The Ray Tune experiment of a sweep: one run over all cells, FIFO (no early stopping, which would
-feed truncated scores into the fronts), each trial reporting once."""
+feed truncated scores into the fronts), each trial reporting once.
+
+Before it starts, the run directory's trial records are reconciled with the Optuna studies (the
+records win): an unreadable record is set aside and its trial reruns, a missing or corrupt optuna.db
+is rebuilt from the records, a trial its dead driver left "running" is marked interrupted and runs
+again first, under its own key (orchestrator.search)."""
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
+
+from ray.tune import Callback
 
 from orchestrator.cluster import TRIAL_DRIVER_CPU, max_concurrent_trials
-from orchestrator.search import Cell, CellSearcher, CellStudies
-from orchestrator.spec import SweepSpec
+from orchestrator.records import TrialRecord
+from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, key_number
+from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.store import RunStore
 from orchestrator.trial import TrialContext, run_trial
 
 
-def plan(spec: SweepSpec, store: RunStore) -> tuple[CellStudies, dict[Cell, int]]:
-    """Open each cell's study, settle trials an interruption left open, and count what is left."""
+def plan(spec: SweepSpec, store: RunStore) -> tuple[CellStudies, dict[Cell, int], dict[Cell, list[Rerun]]]:
+    """Open each cell's study, settle trials an interruption left open, and count what is left: the
+    trials each cell still runs, the first of them reruns of its unfinished trials."""
     cells = [Cell(m.label, method) for m, method in spec.cells]
     objectives = [o.name for o in spec.objectives]
-    studies = CellStudies(spec.name, cells, [o.mode for o in spec.objectives],
-                          spec.optuna_storage or store.optuna_url(), spec.search.sampler, spec.seed,
-                          spec.trials_per_cell, spec.search.lr, spec.search.mix)
+    studies = open_studies(spec, store, cells)
+    recover_unreadable_records(spec, store, studies, cells)
     records = store.trial_records()
-    remaining = {}
+    remaining, reruns = {}, {}
     for cell in cells:
-        mine = {r.optuna_number: r for r in records if r.cell == cell.name}
-        studies.reconcile(cell, mine, objectives)
-        for r in mine.values():
-            if r.status == "running":  # its driver died; the same parameters were requeued
+        mine = [r for r in records if r.cell == cell.name]
+        if studies.rebuild_if_behind(cell, mine, objectives):
+            print(f"warning: the Optuna study of {cell.name} lacked trials its records name; rebuilt it from "
+                  f"{len(mine)} trial record(s)", flush=True)
+        todo = studies.reconcile(cell, mine, objectives, spec.seed)
+        for r in mine:
+            if r.status == "running":  # its driver died (the run lock rules out a live one)
                 store.write_trial(r.model_copy(update={"status": "interrupted"}))
-        finished = sum(r.finished for r in mine.values())
-        remaining[cell] = max(0, spec.trials_per_cell - finished)
-    return studies, remaining
+        remaining[cell] = max(0, spec.trials_per_cell - sum(r.finished for r in mine))
+        reruns[cell] = todo[:remaining[cell]]
+        studies.close_unused(cell, todo[remaining[cell]:])
+    return studies, remaining, reruns
 
 
-def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines) -> None:
+def open_studies(spec: SweepSpec, store: RunStore, cells: list[Cell]) -> CellStudies:
+    """The cells' studies; an unreadable optuna.db under the run directory is set aside (and the
+    studies rebuilt from the records by plan)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    def studies():
+        return CellStudies(spec.name, cells, [o.mode for o in spec.objectives],
+                           spec.optuna_storage or store.optuna_url(), spec.search.sampler, spec.seed,
+                           spec.trials_per_cell, spec.search.lr, spec.search.mix)
+
+    try:
+        return studies()
+    except SQLAlchemyError as err:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+        if spec.optuna_storage:
+            raise SpecError(f"optuna_storage: cannot open {spec.optuna_storage} ({reason})") from None
+        db = store.root / "optuna.db"
+        aside = db.with_name(f"optuna.db.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(f"{db}{suffix}"):
+                os.replace(f"{db}{suffix}", f"{aside}{suffix}")
+        print(f"warning: {db} is unreadable ({reason}); moved it to {aside.name} and rebuilding the studies "
+              "from the trial records", flush=True)
+        return studies()
+
+
+def recover_unreadable_records(spec: SweepSpec, store: RunStore, studies: CellStudies, cells: list[Cell]) -> None:
+    """A truncated or corrupt record is kept beside as `<key>.json.unreadable` and, where its study still
+    has the trial's parameters, replaced by an "interrupted" record so the trial runs again."""
+    for key, reason in store.unreadable_trials().items():
+        path = store.trial_path(key)
+        aside = path.with_name(f"{path.name}.unreadable")
+        os.replace(path, aside)
+        cell, number = _cell_of(key, cells), key_number(key)
+        trials = studies.studies[cell].get_trials(deepcopy=False) if cell else []
+        params = trials[number].params if number is not None and number < len(trials) else {}
+        if "lr" in params and "mix" in params:
+            store.write_trial(TrialRecord(
+                key=key, cell=cell.name, model=cell.model, model_ref=spec.model(cell.model).ref, method=cell.method,
+                lr=params["lr"], mix=params["mix"], optuna_number=number, seed=spec.seed + number,
+                status="interrupted", error=f"its record was unreadable ({reason}); the old file is {aside.name}"))
+            warnings.warn(f"trial record {path} is unreadable ({reason}); kept as {aside.name}, the trial runs again")
+        else:
+            warnings.warn(f"trial record {path} is unreadable ({reason}) and its parameters are unknown; kept as "
+                          f"{aside.name}, a new trial takes its place")
+
+
+def _cell_of(key: str, cells: list[Cell]) -> Cell | None:
+    for cell in cells:
+        rest = key[len(cell.slug) + 1:]
+        if key.startswith(cell.slug + "-") and rest.isdigit():
+            return cell
+    return None
+
+
+def taken_keys(store: RunStore) -> set[str]:
+    """Keys an earlier trial used: its record, a set-aside record, its adapter or its Train run. A new
+    trial under one of them would overwrite that trial's files or resume its checkpoints."""
+    keys = set()
+    if store.trials_dir.exists():
+        keys |= {p.name.split(".json")[0] for p in store.trials_dir.iterdir() if ".json" in p.name}
+    for sub in ("adapters", "train"):
+        if (store.root / sub).is_dir():
+            keys |= {p.name for p in (store.root / sub).iterdir()}
+    return keys
+
+
+def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines, interruption=None) -> None:
     from ray import tune
 
-    studies, remaining = plan(spec, store)
+    from orchestrator.interrupt import Interruption, make_stopper
+
+    interruption = interruption or Interruption()
+    studies, remaining, reruns = plan(spec, store)
     total = sum(remaining.values())
     if total == 0:
         print("Every planned trial has finished already.", flush=True)
         return
-    print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})", flush=True)
-    searcher = CellSearcher(studies, remaining, [o.name for o in spec.objectives])
+    again = [r.key for rs in reruns.values() for r in rs]
+    print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})"
+          + (f"; running again first: {', '.join(again)}" if again else ""), flush=True)
+    searcher = CellSearcher(studies, remaining, [o.name for o in spec.objectives], reruns, taken_keys(store),
+                            spec.seed, should_stop=lambda: interruption.requested)
     context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, baselines=baselines)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"CPU": TRIAL_DRIVER_CPU})
@@ -50,7 +137,65 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
                                     max_concurrent_trials=max_concurrent_trials(spec)),
         run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=str(store.root / "tune"),
+                                  storage_path=str(store.root / "tune"), stop=make_stopper(interruption),
+                                  callbacks=[RecordDeadTrialDrivers(store)],
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
-    tuner.fit()
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"   # ours (orchestrator.interrupt) stops the experiment
+    with interruption.deferred():
+        tuner.fit()
+
+
+def _record_dead_driver(store: RunStore, key: str, cause: str) -> bool:
+    """Mark a trial whose driver died (it could not record its own error) as failed with the cause."""
+    record = store.read_trial(key)
+    if record is None or record.status != "running":
+        return False    # it recorded its own error (or had not started)
+    store.write_trial(record.model_copy(update=dict(status="error", error=cause, finished_at=time.time())))
+    return True
+
+
+def describe_death(err) -> str:
+    """One line on why a trial driver died: the exception and Ray's exit detail (SIGKILL, OOM, ...)."""
+    if err is None:
+        return "the trial driver died (Ray recorded no error)"
+    text = str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(err, str):   # Tune's text trace: its last line names the exception
+        return f"the trial driver died: {lines[-1] if lines else '?'}"
+    first = lines[0] if lines else ""
+    detail = text.split("Worker exit detail:", 1)[1].split(". Some common causes")[0].strip() \
+        if "Worker exit detail:" in text else ""
+    if "exit type: SYSTEM_ERROR" in text:
+        detail = f"{detail}: killed (SIGKILL, the OOM killer) or crashed".lstrip(": ")
+    return f"the trial driver died: {type(err).__name__}: {first}" + (f" ({detail})" if detail else "")
+
+
+class RecordDeadTrialDrivers(Callback):
+    """A trial whose driver process died (SIGKILL, Ray's OOM killer) never writes its error; Tune sees
+    the dead actor, and this records the trial as an error naming the cause."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        key = (trial.config or {}).get("key")
+        if key:
+            _record_dead_driver(self.store, key, describe_death(_trial_error(trial)))
+
+
+def _trial_error(trial):
+    """The exception Tune saved for a failed trial (beside the trial, before it syncs to storage), or
+    its text trace."""
+    import cloudpickle
+
+    try:
+        if trial.pickled_error_file and os.path.exists(trial.pickled_error_file):
+            with open(trial.pickled_error_file, "rb") as f:
+                return cloudpickle.load(f)
+        if trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file) as f:
+                return f.read()
+    except Exception as err:   # an exception class that cannot be unpickled here
+        return f"{type(err).__name__} while reading the trial's error: {err}"
+    return None

@@ -29,10 +29,15 @@ def test_cli_scores_fidelity_with_the_hf_engine(tiny_model_dir):
     assert {r["family"] for r in result["rows"]["fidelity"]} == {"poisson", "bernoulli"}
 
 
-def test_cli_reports_an_engine_that_fails_to_start(tmp_path):
+def test_cli_reports_an_engine_that_fails_to_start_with_the_replicas_own_error(tmp_path, tiny_model_dir):
+    """A complete model directory whose architecture no engine knows: the replica's exception is shown,
+    not only Serve's "Failed to update the deployments"."""
+    import shutil
+
     broken = tmp_path / "broken-model"
-    broken.mkdir()
+    shutil.copytree(tiny_model_dir, broken)
     (broken / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
     done = score("--model", str(broken), "--engine", "hf", "--evals", "fidelity")
     assert done.returncode == 3, done.stderr[-3000:]
-    assert "engine failed to start" in done.stderr
+    error = next(line for line in done.stderr.splitlines() if line.startswith("error:"))
+    assert "engine failed to start" in error and "no-such-architecture" in error, done.stderr[-3000:]

@@ -71,11 +71,11 @@ def test_smoke_sweep_killed_and_resumed(tmp_path):
     # finished trials were not rerun: their records are untouched
     for r in finished_first:
         assert after[r.key] == r
-    # the interrupted trial is marked, and its parameters ran again exactly once
+    # the interrupted trial ran again exactly once, under its own key and with the same parameters
     stopped = interrupted[0]
-    assert after[stopped.key].status == "interrupted"
-    reruns = [r for r in after.values() if r.status == "done" and r.cell == stopped.cell
-              and (r.lr, r.mix) == (stopped.lr, stopped.mix)]
+    assert after[stopped.key].status == "done" and (after[stopped.key].lr, after[stopped.key].mix) == \
+        (stopped.lr, stopped.mix)
+    reruns = [r for r in after.values() if r.cell == stopped.cell and (r.lr, r.mix) == (stopped.lr, stopped.mix)]
     assert len(reruns) == 1
     # every cell ends with exactly its planned number of finished trials, each with its own adapter
     for model, method in spec.cells:

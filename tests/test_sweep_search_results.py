@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 import orchestrator.results as results
-from orchestrator.search import Cell, CellSearcher, CellStudies, trial_key
+from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, trial_key
 from orchestrator.spec import Range, parse_spec
 from orchestrator.records import TrialRecord
 from orchestrator.store import RunStore, read_json, write_json
@@ -43,20 +43,26 @@ def test_failed_trials_are_told_as_failures(tmp_path):
     assert states == ["FAIL", "FAIL"]
 
 
-def test_reconcile_requeues_interrupted_trials_with_the_same_parameters(tmp_path):
+def test_reconcile_tells_finished_trials_and_reruns_interrupted_ones_under_their_key(tmp_path):
     studies = _studies(tmp_path)
     n0, lr0, mix0 = studies.ask(CELLS[0])   # finished, but the driver died before telling
     n1, lr1, mix1 = studies.ask(CELLS[0])   # interrupted mid-trial
-    common = dict(cell=CELLS[0].name, model=CELLS[0].model, method=CELLS[0].method, lr=lr0, mix=mix0)
-    records = {n0: TrialRecord(key="k0", optuna_number=n0, status="done", objectives={"a": 0.5, "b": 0.1}, **common),
-               n1: TrialRecord(key="k1", optuna_number=n1, **common)}
+    cell = dict(cell=CELLS[0].name, model=CELLS[0].model, method=CELLS[0].method)
+    records = [TrialRecord(key="m-soft-000", optuna_number=n0, status="done", objectives={"a": 0.5, "b": 0.1},
+                           lr=lr0, mix=mix0, **cell),
+               TrialRecord(key="m-soft-001", optuna_number=n1, lr=lr1, mix=mix1, seed=7, **cell)]
     reopened = _studies(tmp_path)           # a new driver, same storage
-    reopened.reconcile(CELLS[0], records, ["a", "b"])
+    reruns = reopened.reconcile(CELLS[0], records, ["a", "b"])
     study = reopened.studies[CELLS[0]]
     assert study.trials[n0].state.name == "COMPLETE" and study.trials[n0].values == [0.5, 0.1]
-    assert study.trials[n1].state.name == "FAIL"
-    n2, lr2, mix2 = reopened.ask(CELLS[0])
-    assert (lr2, mix2) == (lr1, mix1) and n2 == 2
+    assert study.trials[n1].state.name == "RUNNING"    # left open: the rerun reuses it
+    assert reruns == [Rerun("m-soft-001", n1, lr1, mix1, 7, reopen=True)]
+    searcher = CellSearcher(reopened, {CELLS[0]: 1, CELLS[1]: 0}, ["a", "b"], {CELLS[0]: reruns})
+    config = searcher.suggest("t")
+    assert (config["key"], config["optuna_number"], config["seed"], config["lr"], config["mix"]) == \
+        ("m-soft-001", n1, 7, lr1, mix1)
+    searcher.on_trial_complete("t", {"a": 0.2, "b": 0.3})
+    assert study.trials[n1].state.name == "COMPLETE" and len(study.trials) == 2
 
 
 def test_grid_sampler_covers_the_grid(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -9,6 +10,23 @@ from dataclasses import asdict, dataclass
 from trainers.config import TrainConfig
 from trainers.faults import Fault
 from trainers.worker import MODEL_DIR, train_loop
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; `metrics` holds the step and the last finite loss."""
+
+    def __init__(self, metrics: dict):
+        self.metrics = {k: metrics.get(k) for k in ("diverged_at_step", "diverged_loss", "last_finite_loss")}
+        last = metrics.get("last_finite_loss")
+        super().__init__(f"diverged at step {metrics.get('diverged_at_step')}: the loss became "
+                         f"{metrics.get('diverged_loss')} (last finite loss: "
+                         f"{'none' if last is None else f'{last:.6g}'}); lower the learning rate")
+
+    def __reduce__(self):   # pickled across Ray with its metrics, not its message
+        return TrainingDiverged, (self.metrics,)
+
+
+DIVERGENCE_FILE = "diverged.json"   # written by the workers when the loss became NaN or inf
 
 
 @dataclass
@@ -31,6 +49,9 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
         raise ValueError("TrainConfig.model: no model to train")
     storage_path = os.path.abspath(os.path.expanduser(storage_path))
     fault = Fault.from_env(os.path.join(storage_path, name, ".fault_injected"))
+    divergence_file = os.path.join(storage_path, name, DIVERGENCE_FILE)
+    if os.path.exists(divergence_file):   # from an earlier attempt of this run
+        os.remove(divergence_file)
     # run_config_kwargs (e.g. callbacks=[TuneReportCallback()]) may override these defaults
     run_settings = {"name": name, "storage_path": storage_path,
                     "failure_config": FailureConfig(max_failures=failure_max),
@@ -40,7 +61,8 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
         resources["GPU"] = 1
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"config": config, "fault": asdict(fault) if fault else None},
+        train_loop_config={"config": config, "fault": asdict(fault) if fault else None,
+                           "divergence_file": divergence_file},
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=config.workers_per_trial, use_gpu=config.use_gpu,
                                      resources_per_worker=resources, accelerator_type=config.accelerator_type),
@@ -49,6 +71,9 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
     result = trainer.fit()
     if result.error is not None:
         raise result.error
+    if os.path.exists(divergence_file):
+        with open(divergence_file) as f:
+            raise TrainingDiverged(json.load(f))
     copy_model(result.checkpoint, output_dir)
     return TrainResult(output_dir=os.path.abspath(output_dir), is_adapter=config.lora, metrics=dict(result.metrics))
 

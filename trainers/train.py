@@ -2,7 +2,11 @@
 
 Every TrainConfig field is a flag (`--lora-r 8`, `--families binomial,poisson`, ...); the short forms
 `--workers`, `--zero`, `--full` and `--gpu` stay. Starts an embedded local Ray (or joins --address),
-trains, and prints the final metrics as JSON. Bad arguments exit 2 before Ray starts.
+trains, and prints the final metrics as JSON.
+
+Exit status: 0 on success; 2 for bad arguments, an incomplete model directory, a hub model missing
+offline or an unreachable --address (all before Ray starts); 1 when training fails, e.g. "diverged at
+step N" when the loss becomes NaN or inf.
 """
 
 from __future__ import annotations
@@ -48,6 +52,22 @@ def init_ray(address: str | None) -> None:
         init_local_ray()
 
 
+def check_before_ray(cfg: TrainConfig, address: str | None) -> str | None:
+    """What would fail only inside Ray, checked first: the model loads, the address answers."""
+    from models.resolve import ModelNotFound, check_model_ref
+    from trainers.ray_local import check_ray_address
+
+    try:
+        check_model_ref(cfg.model)
+    except ModelNotFound as err:
+        return f"model: {err}"
+    try:
+        check_ray_address(address)
+    except (ValueError, ConnectionError) as err:
+        return f"--address: {err}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -55,15 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as err:
         print(f"error: invalid training settings\n{format_errors(err, '  ')}", file=sys.stderr)
         return 2
+    problem = check_before_ray(cfg, args.address)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     if not cfg.use_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     out = os.path.abspath(args.out)
     storage = args.storage or os.path.join(os.path.dirname(out), "ray_runs")
     init_ray(args.address)
-    from trainers.run import run_training
+    from trainers.run import TrainingDiverged, run_training
 
-    result = run_training(cfg, out, storage, args.name or os.path.basename(out))
+    try:
+        result = run_training(cfg, out, storage, args.name or os.path.basename(out))
+    except TrainingDiverged as err:
+        print(f"error: training {err}", file=sys.stderr)
+        return 1
     print(json.dumps({"output_dir": result.output_dir, "is_adapter": result.is_adapter,
                       "metrics": result.metrics}, default=str))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -58,8 +59,16 @@ def train_loop(loop_config: dict) -> None:
 
     window = torch.zeros(5, dtype=torch.float64)  # loss sum, micro-batches, tokens, calib, replay
     started = time.perf_counter()
+    last_finite = None
     while state.step < stream.plan.total_steps:
-        window += train_step(engine, stream, state.step, rank, tokenizer.pad_token_id)
+        counts = train_step(engine, stream, state.step, rank, tokenizer.pad_token_id, fault)
+        step_loss = global_step_loss(counts)
+        if not math.isfinite(step_loss):   # every rank sees the same value, so all stop together
+            if rank == 0:
+                report_divergence(loop_config.get("divergence_file"), state.step + 1, step_loss, last_finite)
+            return
+        last_finite = step_loss
+        window += counts
         state.step += 1
         if fault:
             fault.maybe_fire(state.step, rank)
@@ -86,7 +95,8 @@ def make_engine(cfg: TrainConfig, model, world: int, total_steps: int):
     return engine
 
 
-def train_step(engine, stream: TrainingStream, step: int, rank: int, pad_id: int) -> torch.Tensor:
+def train_step(engine, stream: TrainingStream, step: int, rank: int, pad_id: int,
+               fault: Fault | None = None) -> torch.Tensor:
     """One optimizer step (grad_accum micro-batches); returns this worker's counters."""
     engine.train()
     counts = torch.zeros(5, dtype=torch.float64)
@@ -96,12 +106,36 @@ def train_step(engine, stream: TrainingStream, step: int, rank: int, pad_id: int
         logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss, _ = sparse_kl_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"],
                                  reduction_for(stream.cfg.method))
+        if fault and fault.poisons(step + 1, rank):
+            loss = loss * float("nan")
         engine.backward(loss)
         engine.step()
         replay = sum(e.kind == "replay" for e in examples)
         counts += torch.tensor([loss.item(), 1, batch["attention_mask"].sum().item(),
                                 len(examples) - replay, replay], dtype=torch.float64)
     return counts
+
+
+def global_step_loss(counts: torch.Tensor) -> float:
+    """The step's mean loss over all workers (one small all-reduce per step): NaN or inf on every rank
+    as soon as any rank's loss is not finite."""
+    import torch.distributed as dist
+
+    total = counts[:2].clone()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(total)
+    return float(total[0] / max(float(total[1]), 1.0))
+
+
+def report_divergence(path: str | None, step: int, loss: float, last_finite: float | None) -> None:
+    """A diverged run ends without a checkpoint (its weights are poisoned). Rank 0 writes the step and
+    the last finite loss to `path` (beside the run's checkpoints), which trainers.run turns into
+    TrainingDiverged; a raised error would instead be retried, and diverge again, max_failures times."""
+    print(f"[cft] diverged at step {step}: loss {loss} (last finite loss {last_finite})", flush=True)
+    if path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"diverged_at_step": step, "diverged_loss": str(loss), "last_finite_loss": last_finite}, f)
 
 
 def update_metrics(state: TrainState, window: torch.Tensor, stream: TrainingStream) -> dict:
