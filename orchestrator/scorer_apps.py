@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from models.resolve import ModelNotFound, fetch_model
 from orchestrator.spec import SpecError, SweepSpec
-from orchestrator.store import RunStore, write_json
+from orchestrator.store import RunStore
 from orchestrator.trial import eval_settings
 
 
@@ -61,7 +61,7 @@ def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]
             continue
         print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
         result = evaluate(serve.get_app_handle(app_names[m.label]), eval_settings(spec), adapter=None)
-        write_json(store.root / "baselines" / f"{m.label}.rows.json", result["rows"])
+        store.save_baseline_rows(m.label, result["rows"])
         store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
         saved = store.baselines()
     return {label: entry["metrics"] for label, entry in saved.items()}
