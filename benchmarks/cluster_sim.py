@@ -108,6 +108,7 @@ class SimCluster(AutoscalingCluster):
         deadline = time.time() + 180
         while "Ray runtime started" not in Path(self.log.name).read_text():
             if self.head.poll() is not None or time.time() > deadline:
+                self.shutdown(keep_logs=True)   # whatever it had started
                 raise RuntimeError(f"the fake cluster's head did not start; see {self.log.name}")
             time.sleep(1)
 
