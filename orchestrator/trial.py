@@ -85,10 +85,10 @@ def run_trial(config: dict, context: TrialContext) -> None:
         t0 = time.time()
         cfg = train_config(spec, label, context.model_paths[label], config["method"], config["lr"],
                            config["mix"], seed=seed_of(spec, config))
-        trained = run_training_for(cfg, store, key)
+        trained = run_training_for(cfg, store, key, spec.standins)
         t1 = time.time()
         handle = serve.get_app_handle(context.app_names[label])
-        scores = _evaluate(handle, spec, trained.output_dir)
+        scores = evaluate_for(handle, spec, trained.output_dir)
         t2 = time.time()
         values, errors = objective_values(spec, scores, context.baselines[label], store.baseline_rows(label))
         record = record.model_copy(update=dict(
@@ -110,14 +110,22 @@ def seed_of(spec: SweepSpec, config: dict) -> int:
     return config.get("seed", spec.seed + config["optuna_number"])
 
 
-def run_training_for(cfg, store: RunStore, key: str):
+def run_training_for(cfg, store: RunStore, key: str, standins=None):
+    if standins:   # the scale simulation only (orchestrator.standins)
+        from orchestrator.standins import run_training as stand_in
+
+        return stand_in(cfg, str(store.adapter_dir(key)), str(store.root / "train"), key, standins, str(store.root))
     from trainers.run import run_training
 
     return run_training(cfg, output_dir=str(store.adapter_dir(key)), storage_path=str(store.root / "train"),
                         name=key)
 
 
-def _evaluate(handle, spec: SweepSpec, adapter_dir: str) -> dict:
+def evaluate_for(handle, spec: SweepSpec, adapter_dir: str | None) -> dict:
+    if spec.standins:   # the scale simulation only (orchestrator.standins)
+        from orchestrator.standins import evaluate as stand_in
+
+        return stand_in(handle, adapter_dir)
     from evaluators.evaluate import evaluate
 
     return evaluate(handle, eval_settings(spec), adapter=adapter_dir)
