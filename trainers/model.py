@@ -43,12 +43,18 @@ def load_model(cfg: TrainConfig, path: str, dtype: torch.dtype = torch.float32):
 
 def zero3_init_config(cfg: TrainConfig):
     """transformers' switch for partitioned loading (a weakly referenced global: keep the object)."""
+    import deepspeed
     import torch.distributed as dist
     from transformers.integrations import HfDeepSpeedConfig
 
     from trainers.deepspeed_config import build_deepspeed_config
 
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    world = 1
+    if dist.is_available() and dist.is_initialized():
+        # zero.Init checks the batch size against deepspeed.comm's world size, which is 1 until
+        # DeepSpeed wraps the process group Ray Train already made (deepspeed.initialize would, later)
+        deepspeed.init_distributed(dist_backend=dist.get_backend())
+        world = dist.get_world_size()
     return HfDeepSpeedConfig(build_deepspeed_config(cfg, world))
 
 
