@@ -29,6 +29,9 @@ class EngineOptions(_Settings):
     engine: str = Field("vllm", description=f"inference engine: {', '.join(ENGINES)}")
     replicas: int = Field(1, ge=1, le=1024, description="scorer replicas per base model")
     cpus_per_replica: float = Field(1.0, gt=0, le=1024)
+    torch_threads: int | None = Field(
+        None, ge=1, le=1024, description="the HF engine's torch CPU threads (default: Ray's, one per reserved "
+        "CPU); where scoring and training take turns on one box, its cores")
     gpus_per_replica: float = Field(0.0, ge=0, le=64)
     max_loras: int = Field(4, ge=1, le=256, description="adapters an engine holds at once")
     max_lora_rank: int = Field(16, ge=1, le=1024, description="largest LoRA rank the engine accepts")

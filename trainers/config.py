@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage")
     workers_per_trial: int = Field(1, ge=1, le=1024, description="Ray Train workers (data parallel)")
     cpus_per_worker: float = Field(1.0, gt=0, le=1024)
+    torch_threads: int | None = Field(
+        None, ge=1, le=1024, description="torch CPU threads per worker (default: Ray's, one per reserved "
+        "CPU); where training and scoring take turns on one box, its cores")
     gpus_per_worker: Literal[0, 1] = Field(0, description="1: one GPU per worker, bf16 and NCCL")
     accelerator_type: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
                                          description="GPU type the workers must run on (Ray's accelerator_type: "

@@ -41,6 +41,8 @@ def train_loop(loop_config: dict) -> None:
     cfg: TrainConfig = loop_config["config"]
     if not cfg.use_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     import ray.train
 
     ctx = ray.train.get_context()

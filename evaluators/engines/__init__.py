@@ -15,6 +15,8 @@ def make_engine(settings) -> Engine:
         options |= dict(max_lora_rank=settings.max_lora_rank, max_model_len=settings.max_model_len,
                         kv_cache_gib=settings.kv_cache_gib, max_logprobs=settings.max_logprobs,
                         tensor_parallel_size=settings.tensor_parallel_size)
+    else:
+        options |= dict(torch_threads=settings.torch_threads)
     return engine_class(settings.engine)(settings.model, **options)
 
 

@@ -21,9 +21,12 @@ SAMPLE_BATCH = 128      # sequences per generate() call
 
 
 class HFEngine:
-    def __init__(self, model: str, max_loras: int = 4, dtype: str = "auto", **_ignored):
+    def __init__(self, model: str, max_loras: int = 4, dtype: str = "auto", torch_threads: int | None = None,
+                 **_ignored):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
         self.name, self.max_loras = model, max_loras
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         torch_dtype = {"auto": torch.bfloat16 if self.device == "cuda" else torch.float32,
@@ -121,11 +124,22 @@ class HFEngine:
         return texts
 
     def _sample(self, model, prompt, req: GenerateRequest, count: int, sampling: dict) -> list[str | None]:
+        # The prompt is run once and its KV cache copied to every row: num_return_sequences would run
+        # it once per row, which costs more than the short completions themselves.
+        rows = prompt.expand(count, -1)
         out = model.generate(
-            input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=req.max_tokens,
-            num_return_sequences=count, eos_token_id=self.terminators,
-            pad_token_id=_pad_id(self.tokenizer), **sampling)
+            input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=self._prompt_cache(model, prompt, count),
+            max_new_tokens=req.max_tokens, eos_token_id=self.terminators, pad_token_id=_pad_id(self.tokenizer),
+            **sampling)
         return [completion_text(self.tokenizer, row[prompt.shape[1]:].tolist(), self.terminators) for row in out]
+
+    def _prompt_cache(self, model, prompt, count: int):
+        """The KV cache of all but the prompt's last token (generate runs that one), repeated per row."""
+        if prompt.shape[1] < 2:
+            return None
+        cache = model(input_ids=prompt[:, :-1], use_cache=True).past_key_values
+        cache.batch_repeat_interleave(count)
+        return cache
 
     @torch.inference_mode()
     def top_probs(self, requests: list[TopProbsRequest]) -> list[list[float]]:
