@@ -148,9 +148,20 @@ def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: li
                     fontsize=7, textcoords="offset points", xytext=(5, 4))
     ax.set(xlabel=x, ylabel=y, title=f"{cell}: trials and front (±1 s.e.)")
     ax.margins(0.15)   # room for the labels of the extreme points
+    _readable_ticks(ax)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def _readable_ticks(ax) -> None:
+    """At most five ticks per axis, in plain numbers (no "+1.999" offset): values that differ in the
+    fourth digit otherwise print as overlapping labels."""
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(5))
+    ax.ticklabel_format(useOffset=False, style="plain")
 
 
 def _se(frame: pd.DataFrame, name: str):
@@ -239,7 +250,8 @@ def _page(spec, run_dir: Path, progress: pd.DataFrame, sections: list[str], all_
     columns = [c for c in ["key", "cell", "status", "lr", "mix", *[x for n in names for x in (n, f"{n}_se")],
                            "train/loss", "train_wall_s", "eval_wall_s", "error"] if c in all_trials.columns]
     title = f"CFT sweep {html.escape(spec.name)}"
-    meta = (f"{html.escape(str(run_dir.resolve()))} &middot; {len(spec.cells)} cells &times; {spec.trials_per_cell} "
+    meta = (f"{html.escape(str(run_dir.resolve()))} &middot; sweep {html.escape(results.sweep_state(run_dir))} "
+            f"&middot; {len(spec.cells)} cells &times; {spec.trials_per_cell} "
             f"trials &middot; objectives: {html.escape(', '.join(names))} &middot; written "
             f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title><style>{STYLE}</style></head>"

@@ -60,7 +60,8 @@ def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]
         if m.label in saved:
             continue
         print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
-        result = evaluate(serve.get_app_handle(app_names[m.label]), eval_settings(spec), adapter=None)
+        result = evaluate(serve.get_app_handle(app_names[m.label]), eval_settings(spec), adapter=None,
+                          progress=f"base model {m.label}")
         write_json(store.root / "baselines" / f"{m.label}.rows.json", result["rows"])
         store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
         saved = store.baselines()
