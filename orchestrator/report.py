@@ -57,8 +57,8 @@ def _cell_section(out: Path, spec, cell: str, done: pd.DataFrame, cell_front: pd
         png = _front_png(cell, done, cell_front, names[:2])
         (out / f"{_slug(cell)}.png").write_bytes(png)
         figures.append(_img(png, f"Pareto front of {cell}", "pareto-front"))
-    if not done.empty:
-        curve, reference = hypervolume_history(done, objectives)
+    curve, reference = hypervolume_history(done, objectives)
+    if not curve.empty:
         figures.append(_img(_hypervolume_png(cell, curve, reference, names), f"Hypervolume of {cell}", "hypervolume"))
     importance = _importance_block(spec, cell, names)
     body = "".join(figures) or "<p class=note>No finished trial yet.</p>"
@@ -177,8 +177,8 @@ def _hypervolume_png(cell: str, curve: pd.DataFrame, reference: np.ndarray, name
     ax.step(curve["number"], curve["hypervolume"], where="post", color="tab:blue")
     ax.plot(curve["number"], curve["hypervolume"], "o", color="tab:blue")
     ref = ", ".join(f"{n}={v:.3g}" for n, v in zip(names, reference))
-    ax.set(xlabel="trial number", ylabel="hypervolume", title=f"{cell}: hypervolume of the front")
-    ax.text(0.02, 0.02, f"reference: {ref}", transform=ax.transAxes, fontsize=7, color="0.4")
+    ax.set(ylabel="hypervolume", title=f"{cell}: hypervolume of the front")
+    ax.set_xlabel(f"trial number\n(reference point: {ref})", fontsize=9)
     ax.set_xlim(curve["number"].min() - 0.5, curve["number"].max() + 0.5)
     ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
@@ -223,8 +223,8 @@ def _table(frame: pd.DataFrame, table_id: str) -> str:
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em 2em;color:#222}h1{margin:0 0 .2em}
 .meta{color:#666;margin:0 0 1em}section{margin:1em 0;border-top:1px solid #ddd}h2{margin:.5em 0}
-.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.figs img{width:460px;border:1px solid #eee}
-.note{color:#666;max-width:30em}table{border-collapse:collapse;font-size:13px}
+.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.figs img{width:400px;border:1px solid #eee}
+.note{color:#666;max-width:22em}table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f4f4f4;cursor:pointer}
 th.asc:after{content:" \\25b2"}th.desc:after{content:" \\25bc"}"""
 

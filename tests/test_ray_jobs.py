@@ -97,7 +97,7 @@ def job(tmp_path_factory):
         wrong = subprocess.run([str(BIN / "ray"), "job", "list", "--address", dashboard], cwd=ROOT,
                                env=env | {"RAY_AUTH_TOKEN": "not-the-token"}, capture_output=True, text=True,
                                timeout=120)
-        train_runs = _get(f"{dashboard}/api/train/v2/runs", token)
+        train_runs = _get(f"{dashboard}/api/train/v2/runs/v1", token)   # Train V2 runs
         yield {"submit": submit, "wrong_token": wrong, "run_dir": storage / "smoke", "wall_s": time.time() - t0,
                "train_runs": train_runs, "dashboard": dashboard}
     finally:

@@ -131,3 +131,24 @@ def test_report_flag_writes_the_page_and_a_missing_run_is_refused(tmp_path):
     assert out.stdout.strip() == str(page) and page.stat().st_size > 10_000
     missing = _cli(tmp_path / "nothing-here")
     assert missing.returncode == 2 and "no sweep" in missing.stderr
+
+
+def test_searcher_names_the_objectives_and_tags_each_trial_with_its_record(tmp_path):
+    """What optuna-dashboard shows: metric names, and key / status / adapter_dir on every trial."""
+    from orchestrator.search import CellSearcher
+    from orchestrator.spec import Range
+
+    cell = Cell("m", "soft")
+    studies = CellStudies("s", [cell], ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 3,
+                          Range(low=1e-4, high=1e-2, log=True), Range(low=0.0, high=0.9))
+    searcher = CellSearcher(studies, {cell: 3}, ["calibration_error", "capability_loss"])
+    configs = {t: searcher.suggest(t) for t in ("a", "b", "c")}
+    study = studies.studies[cell]
+    assert study.metric_names == ["calibration_error", "capability_loss"]
+    assert [t.user_attrs for t in study.trials] == [{"key": c["key"], "status": "running"} for c in configs.values()]
+    searcher.on_trial_complete("a", {"calibration_error": 0.5, "capability_loss": 0.1, "adapter_dir": "/x/a"})
+    searcher.on_trial_complete("b", error=True)
+    attrs = [t.user_attrs for t in studies.studies[cell].trials]
+    assert attrs[0] == {"key": configs["a"]["key"], "status": "done", "adapter_dir": "/x/a"}
+    assert attrs[1] == {"key": configs["b"]["key"], "status": "error"}
+    assert attrs[2]["status"] == "running"
