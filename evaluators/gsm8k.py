@@ -62,6 +62,10 @@ def mean_and_se(values) -> tuple[float, float]:
     return float(x.mean()), se
 
 
+# summary metric -> the per-item row key it averages (rows carry "index", so two runs pair by item)
+ITEM_METRICS = {"gsm8k/gold_logprob": "gold_logprob", "gsm8k/strict_acc": "strict", "gsm8k/flexible_acc": "flexible"}
+
+
 def paired_difference(base_rows: list[dict], tuned_rows: list[dict], key: str) -> tuple[float, float]:
     """(mean of base - tuned, its standard error) over the items both scored, paired by item: the
     capability loss on `key` with an SE far smaller than the two SEs combined, since item difficulty
@@ -77,7 +81,7 @@ def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict
     rows = gsm8k_capability(scorer, settings.gsm8k_items, adapter, settings.gsm8k_shots, settings.gsm8k_generate,
                             settings.gsm8k_max_tokens)
     summary = {}
-    for key, name in (("gold_logprob", "gold_logprob"), ("strict", "strict_acc"), ("flexible", "flexible_acc")):
+    for metric, key in ITEM_METRICS.items():
         if key in rows[0]:
-            summary[f"gsm8k/{name}"], summary[f"gsm8k/{name}_se"] = mean_and_se(r[key] for r in rows)
+            summary[metric], summary[f"{metric}_se"] = mean_and_se(r[key] for r in rows)
     return rows, summary

@@ -91,18 +91,25 @@ def _raise_if_error(result):
 
 
 def build_app(settings: ScorerSettings):
+    return ScorerDeployment.options(**deployment_options(settings)).bind(settings)
+
+
+def deployment_options(settings: ScorerSettings) -> dict:
     """A replica is one Ray actor holding all its GPUs (tensor_parallel_size x gpus_per_replica, so on
     one node); vLLM runs its tensor-parallel ranks as local processes over them, so the replica needs no
-    placement group (vLLM's Ray executor would, and loses it in its engine subprocess)."""
+    placement group (vLLM's Ray executor would, and loses it in its engine subprocess). With
+    release_idle_after_s, Serve scales the app to zero replicas when idle and back up on a request."""
     resources = {"num_cpus": settings.cpus_per_replica, "num_gpus": settings.replica_gpus,
                  # replicas import this project: make it importable wherever they start
                  "runtime_env": {"env_vars": {"PYTHONPATH": _pythonpath()}}}
     if settings.accelerator_type:
         resources["accelerator_type"] = settings.accelerator_type
-    return ScorerDeployment.options(
-        num_replicas=settings.replicas, ray_actor_options=resources,
-        max_ongoing_requests=settings.max_ongoing_requests,
-    ).bind(settings)
+    options = {"ray_actor_options": resources, "max_ongoing_requests": settings.max_ongoing_requests}
+    if settings.release_idle_after_s is None:
+        return options | {"num_replicas": settings.replicas}
+    return options | {"autoscaling_config": {
+        "min_replicas": 0, "initial_replicas": 0, "max_replicas": settings.replicas, "upscale_delay_s": 0,
+        "downscale_delay_s": settings.release_idle_after_s, "downscale_to_zero_delay_s": settings.release_idle_after_s}}
 
 
 def start_scorer(settings: ScorerSettings):

@@ -45,6 +45,10 @@ class EngineOptions(_Settings):
     accelerator_type: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+$",
         description="GPU type the replicas must run on (Ray's accelerator_type: A10G, A100, H100, ...)")
+    release_idle_after_s: float | None = Field(
+        None, ge=0, le=86_400, description="scale the replicas to zero after this many seconds without a "
+        "request, so they hold their GPUs only while trials are scored (the next request starts one again, "
+        "loading the model); unset: the replicas are held for the whole sweep")
 
     @field_validator("engine")
     @classmethod

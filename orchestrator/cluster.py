@@ -12,6 +12,10 @@ import math
 import os
 
 TRIAL_DRIVER_CPU = 0.01
+# Trial drivers run on the head node (Ray's own head-node resource), where Ray Train also starts each
+# trial's controller: losing a GPU node then costs its workers' progress since the last checkpoint
+# (Ray Train restarts them), never the trial itself.
+TRIAL_DRIVER_RESOURCES = {"CPU": TRIAL_DRIVER_CPU, "node:__internal_head__": 0.001}
 
 
 _cluster_yaml: str | None = None   # the cluster-launcher YAML of the cluster connect() joined, if known

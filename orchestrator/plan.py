@@ -361,17 +361,22 @@ def pack_trials(spec, pool: Pool, cells: list[dict], trial_shapes: dict[str, Sha
 
 
 def trial_cost(spec, shape: ModelShape | None, cfg, node: NodeType | None) -> dict:
-    """GPU-hours of one trial's training (see the module docstring), and its wall time."""
+    """GPU-hours of one trial's training (see the module docstring) at the middle of the searched mix
+    range, and its wall time."""
     if shape is None or node is None or not cfg.gpus_per_worker or node.gpu not in GPUS:
         return {"gpu_hours_per_trial": None, "hours_per_trial": None}
+    mix = (spec.search.mix.low + spec.search.mix.high) / 2
+    gpu_hours = training_gpu_hours(cfg.model_copy(update={"mix": mix}), shape, node.gpu)
+    return {"gpu_hours_per_trial": round(gpu_hours, 3), "hours_per_trial": round(gpu_hours / cfg.workers_per_trial, 3)}
+
+
+def training_gpu_hours(cfg, shape: ModelShape, gpu: str) -> float:
+    """The cost model of one training run on `gpu`s (a key of gpu_catalog.GPUS): its FLOPs at TRAIN_MFU."""
     from trainers.data import calibration_prompts, plan_steps
 
-    mix = (spec.search.mix.low + spec.search.mix.high) / 2
-    cfg = cfg.model_copy(update={"mix": mix})
     steps = plan_steps(cfg, len(calibration_prompts(cfg)), cfg.workers_per_trial)
     flops = TRAIN_FLOPS_PER_PARAM_TOKEN * (shape.active_b or shape.params_b) * 1e9 * steps.n_items * TRAIN_SEQ_TOKENS
-    gpu_hours = flops / (GPUS[node.gpu].bf16_tflops * 1e12 * TRAIN_MFU) / 3600
-    return {"gpu_hours_per_trial": round(gpu_hours, 3), "hours_per_trial": round(gpu_hours / cfg.workers_per_trial, 3)}
+    return flops / (GPUS[gpu].bf16_tflops * 1e12 * TRAIN_MFU) / 3600
 
 
 def gpu_hours(spec, cells: list[dict], scorers: dict, concurrent: int) -> dict:

@@ -3,14 +3,18 @@ evaluation (the baseline every capability loss is measured against), computed on
 
 from __future__ import annotations
 
+import os
+
 from models.resolve import ModelNotFound, fetch_model
 from orchestrator.spec import SpecError, SweepSpec
-from orchestrator.store import RunStore, write_json
-from orchestrator.trial import eval_settings
+from orchestrator.store import RunStore
+from orchestrator.trial import evaluate_for
 
 
 def resolve_models(spec: SweepSpec) -> dict[str, str]:
     """Each model as a local directory; hub models are downloaded here, once, before any trial starts."""
+    if spec.standins:   # the stand-ins load nothing
+        return {m.label: m.ref for m in spec.models}
     paths = {}
     for m in spec.models:
         try:
@@ -32,8 +36,14 @@ def start_scorers(spec: SweepSpec, model_paths: dict[str, str]) -> dict[str, str
         e = spec.evaluation_for(m.label)
         names[m.label] = app_name(spec, m.label)
         print(f"Starting scorer app {names[m.label]} ({e.engine}, {e.replicas} replica(s)) for {m.ref}", flush=True)
-        start_scorer(e.scorer(model=model_paths[m.label], chat=m.chat, app_name=names[m.label],
-                              max_lora_rank=max(e.max_lora_rank, largest_lora_rank(spec, m.label))))
+        settings = e.scorer(model=model_paths[m.label], chat=m.chat, app_name=names[m.label],
+                            max_lora_rank=max(e.max_lora_rank, largest_lora_rank(spec, m.label)))
+        if spec.standins:
+            from orchestrator.standins import start_scorer as stand_in
+
+            stand_in(settings, spec.standins, os.path.abspath(spec.run_dir))
+        else:
+            start_scorer(settings)
     return names
 
 
@@ -53,16 +63,13 @@ def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]
     """Evaluate each base model once; a resumed sweep reuses the saved scores."""
     from ray import serve
 
-    from evaluators.evaluate import evaluate
-
     saved = store.baselines()
     for m in spec.models:
         if m.label in saved:
             continue
         print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
-        result = evaluate(serve.get_app_handle(app_names[m.label]), eval_settings(spec), adapter=None,
-                          progress=f"base model {m.label}")
-        write_json(store.root / "baselines" / f"{m.label}.rows.json", result["rows"])
+        result = evaluate_for(serve.get_app_handle(app_names[m.label]), spec, None, progress=f"base model {m.label}")
+        store.save_baseline_rows(m.label, result["rows"])
         store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
         saved = store.baselines()
     return {label: entry["metrics"] for label, entry in saved.items()}

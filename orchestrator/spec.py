@@ -24,6 +24,7 @@ from cft.prompts import ChatOptions
 from evaluators.registry import EVALUATIONS
 from evaluators.settings import EngineOptions, EvalSettings, EvaluationConfig
 from models.resolve import ALIASES, looks_like_path
+from orchestrator.standins import StandinConfig
 from trainers.config import Method, TrainConfig
 
 # Set per trial by the sweep (from models, methods, search, seed), so a spec's training section
@@ -210,6 +211,8 @@ class SweepSpec(Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     optuna_storage: str | None = Field(None, description="database URL; default: SQLite under the storage path")
     seed: int = Field(0, ge=0, lt=2**31)
+    standins: StandinConfig | None = Field(None, description="simulation only (benchmarks/cluster_sim.py): "
+                                           "stand-in train and score steps that hold the real resources")
 
     @field_validator("storage")
     @classmethod

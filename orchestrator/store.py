@@ -141,6 +141,19 @@ class RunStore:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def baseline_rows(self, model_label: str) -> dict[str, list[dict]]:
+        """The base model's per-item evaluation rows (what paired standard errors need); {} if none."""
+        try:
+            return json.loads(self._baseline_rows_path(model_label).read_bytes())
+        except (FileNotFoundError, *UNREADABLE):
+            return {}
+
+    def save_baseline_rows(self, model_label: str, rows: dict[str, list[dict]]) -> None:
+        write_json(self._baseline_rows_path(model_label), rows)
+
+    def _baseline_rows_path(self, model_label: str) -> Path:
+        return self.root / "baselines" / f"{model_label}.rows.json"
+
     def save_baseline(self, model_label: str, entry: dict) -> None:
         data = self.baselines()
         data[model_label] = entry

@@ -38,18 +38,34 @@ def eval_settings(spec: SweepSpec):
     return spec.evaluation.eval_settings().model_copy(update={"seed": spec.seed})
 
 
-def objective_values(spec: SweepSpec, summary: dict, baseline: dict) -> tuple[dict, dict]:
+def objective_values(spec: SweepSpec, scores: dict, baseline: dict,
+                     baseline_rows: dict | None = None) -> tuple[dict, dict]:
     """Each objective's value and standard error (None where the summary has none). An objective
-    measured against the base model is base - tuned, and its error combines both."""
-    values, errors = {}, {}
+    measured against the base model is base - tuned. Where both runs scored the same items (GSM8K),
+    its error is the paired one (item difficulty cancels, so it is far smaller than the two errors
+    combined); otherwise the two errors combine as independent."""
+    summary, values, errors = scores["summary"], {}, {}
     for o in spec.objectives:
         value, se = summary.get(o.metric), summary.get(f"{o.metric}_se")
         if o.relative_to_base and value is not None:
-            value = baseline[o.metric] - value
-            base_se = baseline.get(f"{o.metric}_se")
-            se = None if se is None or base_se is None else (se ** 2 + base_se ** 2) ** 0.5
+            paired = _paired(o.metric, baseline_rows or {}, scores.get("rows", {}))
+            if paired is not None:
+                value, se = paired
+            else:
+                value = baseline[o.metric] - value
+                base_se = baseline.get(f"{o.metric}_se")
+                se = None if se is None or base_se is None else (se ** 2 + base_se ** 2) ** 0.5
         values[o.name], errors[o.name] = value, se
     return values, errors
+
+
+def _paired(metric: str, base_rows: dict, tuned_rows: dict) -> tuple[float, float] | None:
+    from evaluators.gsm8k import ITEM_METRICS, paired_difference
+
+    evaluation = metric.split("/")[0]
+    if metric not in ITEM_METRICS or not base_rows.get(evaluation) or not tuned_rows.get(evaluation):
+        return None
+    return paired_difference(base_rows[evaluation], tuned_rows[evaluation], ITEM_METRICS[metric])
 
 
 def run_trial(config: dict, context: TrialContext) -> None:
@@ -70,12 +86,12 @@ def run_trial(config: dict, context: TrialContext) -> None:
         t0 = time.time()
         cfg = train_config(spec, label, context.model_paths[label], config["method"], config["lr"],
                            config["mix"], seed=seed_of(spec, config))
-        trained = run_training_for(cfg, store, key)
+        trained = run_training_for(cfg, store, key, spec.standins)
         t1 = time.time()
         handle = serve.get_app_handle(context.app_names[label])
-        scores = _evaluate(handle, spec, trained.output_dir)
+        scores = evaluate_for(handle, spec, trained.output_dir)
         t2 = time.time()
-        values, errors = objective_values(spec, scores["summary"], context.baselines[label])
+        values, errors = objective_values(spec, scores, context.baselines[label], store.baseline_rows(label))
         record = record.model_copy(update=dict(
             status="done", adapter_dir=trained.output_dir, train_metrics=trained.metrics,
             metrics=scores["summary"], train_wall_s=t1 - t0, eval_wall_s=t2 - t1, objectives=values,
@@ -98,17 +114,25 @@ def seed_of(spec: SweepSpec, config: dict) -> int:
     return config.get("seed", spec.seed + config["optuna_number"])
 
 
-def run_training_for(cfg, store: RunStore, key: str):
+def run_training_for(cfg, store: RunStore, key: str, standins=None):
+    if standins:   # the scale simulation only (orchestrator.standins)
+        from orchestrator.standins import run_training as stand_in
+
+        return stand_in(cfg, str(store.adapter_dir(key)), str(store.root / "train"), key, standins, str(store.root))
     from trainers.run import run_training
 
     return run_training(cfg, output_dir=str(store.adapter_dir(key)), storage_path=str(store.root / "train"),
                         name=key)
 
 
-def _evaluate(handle, spec: SweepSpec, adapter_dir: str) -> dict:
+def evaluate_for(handle, spec: SweepSpec, adapter_dir: str | None, progress: str | None = None) -> dict:
+    if spec.standins:   # the scale simulation only (orchestrator.standins)
+        from orchestrator.standins import evaluate as stand_in
+
+        return stand_in(handle, adapter_dir)
     from evaluators.evaluate import evaluate
 
-    return evaluate(handle, eval_settings(spec), adapter=adapter_dir)
+    return evaluate(handle, eval_settings(spec), adapter=adapter_dir, progress=progress)
 
 
 def tune_metrics(record: TrialRecord) -> dict:

@@ -15,7 +15,7 @@ import warnings
 from ray.tune import Callback
 
 from orchestrator import progress
-from orchestrator.cluster import TRIAL_DRIVER_CPU, max_concurrent_trials
+from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials
 from orchestrator.records import TrialRecord
 from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, key_number
 from orchestrator.spec import SpecError, SweepSpec
@@ -132,7 +132,7 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
                             spec.seed, should_stop=lambda: interruption.requested)
     context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, baselines=baselines)
-    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"CPU": TRIAL_DRIVER_CPU})
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total, trial_name_creator=progress.trial_name,

@@ -38,6 +38,7 @@ EVAL_VALUES = dict(
     families=["poisson"], num_decimals=2, max_bins=64, samples_per_prompt=50, arithmetic_problems=7, seed=3,
     sample_max_tokens=20, arithmetic_max_tokens=100, openrandom_prompts=5, openrandom_samples=9, top_p=0.5,
     mcq_questions=11, mcq_max_tokens=50, chunk_size=4, tensor_parallel_size=2, accelerator_type="A100",
+    release_idle_after_s=30.0,
     gsm8k_items=20, gsm8k_shots=2, gsm8k_generate=True, gsm8k_max_tokens=64)
 
 

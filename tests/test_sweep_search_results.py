@@ -139,3 +139,27 @@ def test_a_resumed_study_does_not_replay_its_first_draws(tmp_path):
         first.tell(CELLS[0], n, [0.1, 0.2])
     resumed = _studies(tmp_path, sampler="random")
     assert resumed.ask(CELLS[0])[1:] not in drawn
+
+
+def test_capability_loss_pairs_items_with_the_base_model(tmp_path):
+    """base - tuned GSM8K gold log-prob: with per-item rows on both sides the SE is the paired one
+    (item difficulty cancels), which is far below the two item-level SEs combined; without base rows
+    (a run directory from before rows were kept) it falls back to the combined error."""
+    from evaluators.gsm8k import mean_and_se
+    from orchestrator.trial import objective_values
+
+    spec = parse_spec({"name": "r", "models": [{"ref": "tiny"}], "storage": str(tmp_path),
+                       "objectives": [{"name": "calibration_error"}, {"name": "capability_loss"}]})
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(-2.0, 1.0, 40)
+    base = [{"index": i, "gold_logprob": d} for i, d in enumerate(difficulty)]
+    tuned = [{"index": i, "gold_logprob": d - 0.3 + rng.normal(0, 0.05)} for i, d in enumerate(difficulty)]
+    summary_of = lambda rows: dict(zip(("gsm8k/gold_logprob", "gsm8k/gold_logprob_se"),
+                                       mean_and_se(r["gold_logprob"] for r in rows)))
+    scores = {"summary": summary_of(tuned) | {"sampled/calibration_error": 0.5}, "rows": {"gsm8k": tuned}}
+    values, errors = objective_values(spec, scores, summary_of(base), {"gsm8k": base})
+    assert values["capability_loss"] == pytest.approx(0.3, abs=0.03)
+    assert errors["capability_loss"] < 0.02
+    _, combined = objective_values(spec, scores, summary_of(base), {})
+    assert combined["capability_loss"] > 10 * errors["capability_loss"]
+    assert values["calibration_error"] == 0.5

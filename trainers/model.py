@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 
 from trainers.config import TrainConfig
@@ -25,9 +24,14 @@ def load_tokenizer(path: str):
 
 
 def load_model(cfg: TrainConfig, path: str, dtype: torch.dtype = torch.float32):
+    """Under ZeRO-3 the weights are loaded partitioned (each rank holds only its shard, never the full
+    model): transformers runs from_pretrained under deepspeed.zero.Init while an HfDeepSpeedConfig of
+    the run's DeepSpeed config is alive. The model keeps it alive until DeepSpeed takes over."""
     from transformers import AutoModelForCausalLM
 
+    zero3 = zero3_init_config(cfg) if cfg.zero_stage == 3 else None
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model._cft_zero3_init = zero3
     if not cfg.lora:
         return model
     from peft import LoraConfig, get_peft_model
@@ -35,6 +39,23 @@ def load_model(cfg: TrainConfig, path: str, dtype: torch.dtype = torch.float32):
     lora = LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_target_modules))
     return get_peft_model(model, lora)
+
+
+def zero3_init_config(cfg: TrainConfig):
+    """transformers' switch for partitioned loading (a weakly referenced global: keep the object)."""
+    import deepspeed
+    import torch.distributed as dist
+    from transformers.integrations import HfDeepSpeedConfig
+
+    from trainers.deepspeed_config import build_deepspeed_config
+
+    world = 1
+    if dist.is_available() and dist.is_initialized():
+        # zero.Init checks the batch size against deepspeed.comm's world size, which is 1 until
+        # DeepSpeed wraps the process group Ray Train already made (deepspeed.initialize would, later)
+        deepspeed.init_distributed(dist_backend=dist.get_backend())
+        world = dist.get_world_size()
+    return HfDeepSpeedConfig(build_deepspeed_config(cfg, world))
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:

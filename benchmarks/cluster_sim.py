@@ -1,0 +1,332 @@
+"""The sweep at cluster scale, simulated on one machine:
+
+    python benchmarks/cluster_sim.py [--json] [--scorers always-on] [--spec SPEC] [--no-kill]
+
+Starts Ray's own fake multi-node autoscaling cluster (ray.cluster_utils.AutoscalingCluster: Ray's
+autoscaler with its FakeMultiNodeProvider, which starts a raylet per "node") with GPU node types
+shaped like cluster.yaml's (fake GPUs, accelerator_type resources), scaled down to a few nodes. It runs
+the real sweep (driver, Tune, searcher, records, resume, Serve, the planner's concurrency) on
+benchmarks/data/cluster_sim.yaml, whose `standins:` section swaps the train and score steps for
+stand-ins that hold the real resource shapes for a cost model's time (orchestrator/standins.py). Once
+an A100 node has trained for a checkpoint, it kills that node's raylet (SIGKILL); the autoscaler
+replaces the node and the trial resumes from its last checkpoint.
+
+It prints:
+- gpu_busy: GPU-seconds of work (training, lost training included, and scoring) / GPU-seconds of the
+  GPU nodes that were up, from the first GPU node up to the last one gone after the sweep;
+- trials_planned, trials_finished (records "done"), trials_run_twice (keys trained by two trial runs),
+  nodes_killed; and the scorers' GPU-hours (cost-model hours), lost training, node counts, wall time.
+`--scorers always-on` runs the scorers as before (replicas held for the whole sweep) to compare.
+
+Two departures from AutoscalingCluster as shipped: its start() and shutdown() run `ray stop --force`,
+which stops every Ray on the machine, so this starts its head on a free port and its own temp dir and
+stops exactly the processes it started; and its config template (fake_multi_node/example.yaml) is
+missing from the wheel, so the template is here (BASE_CONFIG, from Ray's repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# Ray's token authentication, as on cluster.yaml's nodes, with a token of this cluster's own (Ray reads
+# the mode when it is imported, so before that)
+os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+
+import psutil  # noqa: E402  (a Ray dependency)
+import yaml  # noqa: E402
+from ray.cluster_utils import AutoscalingCluster  # noqa: E402
+
+SPEC = ROOT / "benchmarks" / "data" / "cluster_sim.yaml"
+HEAD_RESOURCES = {"CPU": 2}   # trial drivers (0.01 CPU each), Serve's controller and proxy
+# cluster.yaml's GPU node types (g5.12xlarge: 4 x A10G, 48 vCPUs; p4d.24xlarge: 8 x A100, 96 vCPUs),
+# with fewer of each; `object_store_memory` keeps each fake raylet's store small.
+NODE_TYPES = {
+    "gpu_a10g": {"resources": {"CPU": 48, "GPU": 4, "accelerator_type:A10G": 1, "object_store_memory": 10**8},
+                 "node_config": {"InstanceType": "g5.12xlarge"}, "min_workers": 0, "max_workers": 2},
+    "gpu_a100": {"resources": {"CPU": 96, "GPU": 8, "accelerator_type:A100": 1, "object_store_memory": 10**8},
+                 "node_config": {"InstanceType": "p4d.24xlarge"}, "min_workers": 0, "max_workers": 1},
+}
+BASE_CONFIG = {   # ray/autoscaler/_private/fake_multi_node/example.yaml
+    "cluster_name": "fake_multinode", "max_workers": 8,
+    "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+                 "disable_launch_config_check": True},
+    "head_node_type": "ray.head.default", "auth": {}, "upscaling_speed": 1.0, "idle_timeout_minutes": 0.1,
+    "docker": {}, "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
+    "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
+    "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False, "rsync_exclude": [],
+    "rsync_filter": []}
+POLL_S = 0.5
+
+
+class SimCluster(AutoscalingCluster):
+    """AutoscalingCluster on its own port and temp dir, stopped by process id (see the module docstring)."""
+
+    def _generate_config(self, head_resources, worker_node_types, autoscaler_v2=False, **config_kwargs):
+        config = copy.deepcopy(BASE_CONFIG)
+        config["available_node_types"] = copy.deepcopy(worker_node_types)
+        config["available_node_types"]["ray.head.default"] = {"resources": dict(head_resources), "node_config": {},
+                                                              "max_workers": 0}
+        config.update(config_kwargs)
+        return config
+
+    def start(self, _system_config=None, override_env=None):
+        from trainers.ray_local import bind_loopback_only, free_port
+
+        bind_loopback_only()   # every node, and this driver, on 127.0.0.1 (the env reaches the fake nodes)
+
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.temp_dir = tempfile.mkdtemp(prefix="cftsim-")
+        self._config["provider"]["gcs_address"] = self.address   # where the fake nodes join
+        config_file = Path(self.temp_dir) / "autoscaling.json"
+        config_file.write_text(json.dumps(self._config))
+        ray_cli = Path(sys.executable).with_name("ray")
+        cmd = [str(ray_cli), "start", "--head", "--block", f"--port={self.port}", "--node-ip-address=127.0.0.1",
+               f"--temp-dir={self.temp_dir}", f"--autoscaling-config={config_file}", "--include-dashboard=false",
+               f"--num-cpus={self._head_resources['CPU']}", "--num-gpus=0"]
+        if _system_config:
+            cmd.append(f"--system-config={json.dumps(_system_config, separators=(',', ':'))}")
+        env = os.environ | {"AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1",
+                            "AUTOSCALER_HEARTBEAT_TIMEOUT_S": "5", "PYTHONPATH": str(ROOT)} | (override_env or {})
+        self.log = open(Path(self.temp_dir) / "head.log", "w")
+        self.head = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 180
+        while "Ray runtime started" not in Path(self.log.name).read_text():
+            if self.head.poll() is not None or time.time() > deadline:
+                self.shutdown(keep_logs=True)   # whatever it had started
+                raise RuntimeError(f"the fake cluster's head did not start; see {self.log.name}")
+            time.sleep(1)
+
+    def connect(self, attempts: int = 3):
+        """ray.init to this cluster's head. It looks for its raylet among every raylet on the machine and
+        asks the GCS about each, which can time out on a loaded machine: retried."""
+        import ray
+
+        for attempt in range(attempts):
+            try:
+                return ray.init(address=self.address, _node_ip_address="127.0.0.1", logging_level="WARNING",
+                                log_to_driver=False)
+            except ConnectionError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(5)
+
+    def processes(self) -> list[psutil.Process]:
+        try:
+            head = psutil.Process(self.head.pid)
+            return [head] + head.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_node(self, node_id: str) -> int:
+        """SIGKILL one fake node's raylet and what it started (its workers and agents); returns its pid."""
+        for p in self.processes():
+            with contextlib.suppress(psutil.Error):
+                if p.name() == "raylet" and f"--node_id={node_id}" in p.cmdline():
+                    _kill([p] + p.children(recursive=True))
+                    return p.pid
+        raise RuntimeError(f"no raylet of node {node_id} among this cluster's processes")
+
+    def shutdown(self, keep_logs: bool = False):
+        _kill(self.processes())
+        self.log.close()
+        if keep_logs:
+            print(f"[sim] the cluster's logs: {self.temp_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(processes, timeout=10)
+
+
+class Monitor(threading.Thread):
+    """Samples the cluster's alive GPU nodes every POLL_S and kills one A100 node once it has trained
+    through a checkpoint (a "train" interval in the stand-ins' timeline)."""
+
+    def __init__(self, cluster: SimCluster, timeline: Path, kill: bool):
+        super().__init__(daemon=True)
+        self.cluster, self.timeline, self.kill = cluster, timeline, kill
+        self.nodes: dict[str, dict] = {}   # node id -> {type, gpus, up, down}
+        self.killed: list[dict] = []
+        self.stop = threading.Event()
+
+    def run(self):
+        import ray
+
+        while not self.stop.wait(POLL_S):
+            now = time.time()
+            for n in ray.nodes():
+                gpus = int(n["Resources"].get("GPU", 0)) if n["Alive"] else None
+                seen = self.nodes.get(n["NodeID"])
+                if n["Alive"] and gpus:
+                    if seen is None:
+                        kind = next((k.split(":", 1)[1] for k in n["Resources"] if k.startswith("accelerator_type:")), "?")
+                        self.nodes[n["NodeID"]] = {"type": kind, "gpus": gpus, "up": now, "down": None}
+                elif seen is not None and seen["down"] is None:
+                    seen["down"] = now
+            if self.kill and not self.killed:
+                try:
+                    self._maybe_kill()
+                except Exception as err:   # reported, and the sweep goes on
+                    self.killed.append({"error": f"{type(err).__name__}: {err}"})
+
+    def _maybe_kill(self):
+        a100 = {i: n for i, n in self.nodes.items() if n["type"] == "A100" and n["down"] is None}
+        for e in read_timeline(self.timeline):
+            recent = time.time() - e.get("end", 0) < 1.0   # its trial is still training there
+            if e["kind"] == "train" and not e["lost"] and recent and set(e["nodes"]) & set(a100):
+                node_id = sorted(set(e["nodes"]) & set(a100))[0]
+                pid = self.cluster.kill_node(node_id)
+                self.killed.append({"node": node_id, "raylet_pid": pid, "at": time.time(), "while_training": e["key"]})
+                print(f"[sim] killed node {node_id[:8]} (A100, raylet pid {pid}) while {e['key']} trained on it",
+                      file=sys.stderr, flush=True)
+                return
+
+    def gpus_alive(self) -> int:
+        return sum(n["gpus"] for n in self.nodes.values() if n["down"] is None)
+
+
+def read_timeline(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_sweep(spec_file: Path, storage: str, cluster: SimCluster, cluster_yaml: Path) -> int:
+    from orchestrator.sweep import main
+
+    with contextlib.redirect_stdout(sys.stderr):   # --json: stdout holds only the result
+        return main([str(spec_file), "--address", cluster.address, "--cluster", str(cluster_yaml),
+                     "--storage", storage])
+
+
+def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float, exit_codes: list[int]) -> dict:
+    from orchestrator.store import RunStore
+
+    events = read_timeline(run_dir / "standins" / "timeline.jsonl")
+    records = RunStore(str(run_dir)).trial_records()
+    ups = [n["up"] for n in monitor.nodes.values()]
+    window = (min(ups), max(n["down"] or t_end for n in monitor.nodes.values())) if ups else (t_start, t_end)
+    capacity = sum(n["gpus"] * ((n["down"] or t_end) - n["up"]) for n in monitor.nodes.values())
+    train = [e for e in events if e["kind"] == "train"]
+    work = sum(e["gpus"] * (e["end"] - e["start"]) for e in train + [e for e in events if e["kind"] == "score"])
+    downs = {e["replica"]: e["end"] for e in events if e["kind"] == "scorer_down"}
+    scorer_gpu_s = sum(e["gpus"] * (downs.get(e["replica"], t_end) - e["start"]) for e in events
+                       if e["kind"] == "scorer_up")
+    runs: dict[str, int] = {}
+    for e in events:
+        if e["kind"] == "train_run":
+            runs[e["key"]] = runs.get(e["key"], 0) + 1
+    per_hour = spec.standins.seconds_per_hour
+    return {
+        "gpu_busy": round(work / capacity, 3) if capacity else None,
+        "trials_planned": len(spec.cells) * spec.trials_per_cell,
+        "trials_finished": sum(r.status == "done" for r in records),
+        "trials_run_twice": sum(n > 1 for n in runs.values()),
+        "nodes_killed": sum("raylet_pid" in k for k in monitor.killed),
+        "trials_failed": sum(r.status == "error" for r in records),
+        "train_restarts_from_checkpoint": sum(e["lost"] for e in train),
+        "lost_training_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in train if e["lost"])
+                                         / per_hour, 2),
+        "scorer_gpu_hours": round(scorer_gpu_s / per_hour, 2),
+        "scorer_busy_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in events
+                                           if e["kind"] == "score") / per_hour, 2),
+        "work_gpu_hours": round(work / per_hour, 2), "gpu_node_hours_gpus": round(capacity / per_hour, 2),
+        "gpu_nodes_started": len(monitor.nodes), "scorers": "scale-to-zero"
+        if spec.evaluation.release_idle_after_s is not None else "always-on",
+        "sweep_exit_codes": exit_codes, "sweep_wall_s": round(t_end - t_start, 1),
+        "cluster_up_s": round(window[1] - window[0], 1), "seconds_per_hour": per_hour,
+        "killed": monitor.killed,
+    }
+
+
+def simulate(spec_file: Path, always_on: bool, kill: bool) -> dict:
+    import ray
+
+    from orchestrator.spec import load_spec
+
+    os.environ.pop("HF_HUB_OFFLINE", None)   # hub ids are only named, never fetched (stand-ins load nothing)
+    spec = load_spec(spec_file)
+    if always_on:
+        spec = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"release_idle_after_s": None})})
+    work = Path(tempfile.mkdtemp(prefix="cft-sim-run-"))
+    sim_spec = work / "spec.yaml"
+    sim_spec.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True)))
+    # cluster.yaml's idle timeout on the cost model's clock (15 minutes: 15 s at 60 s an hour)
+    idle_minutes = yaml.safe_load((ROOT / "cluster.yaml").read_text())["idle_timeout_minutes"] \
+        * spec.standins.seconds_per_hour / 3600
+    cluster = SimCluster(HEAD_RESOURCES, NODE_TYPES, max_workers=3, idle_timeout_minutes=idle_minutes)
+    cluster_yaml = work / "cluster.yaml"
+    cluster_yaml.write_text(yaml.safe_dump(cluster._config))
+    cluster.start(_system_config={"health_check_period_ms": 1000, "health_check_failure_threshold": 3})
+    ok = False
+    try:
+        cluster.connect()
+        from ray import serve
+
+        from trainers.ray_local import free_port
+
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})   # not 8000: another Serve may hold it
+        monitor = Monitor(cluster, work / "results" / spec.name / "standins" / "timeline.jsonl", kill)
+        monitor.start()
+        t0 = time.time()
+        codes = [run_sweep(sim_spec, str(work / "results"), cluster, cluster_yaml)]
+        if codes[-1] != 0:   # resume: unfinished trials run again under their keys
+            codes.append(run_sweep(sim_spec, str(work / "results"), cluster, cluster_yaml))
+        t1 = time.time()
+        deadline = t1 + 60   # the cluster is up until its GPU nodes are gone (idle timeout)
+        while monitor.gpus_alive() and time.time() < deadline:
+            time.sleep(POLL_S)
+        monitor.stop.set()
+        monitor.join()
+        result = measure(spec, work / "results" / spec.name, monitor, t0, time.time(), codes)
+        ok = True
+        return result
+    finally:
+        ray.shutdown()
+        cluster.shutdown(keep_logs=not ok)
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"[sim] the sweep's run directory: {work}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--spec", default=str(SPEC))
+    p.add_argument("--scorers", choices=["spec", "always-on"], default="spec",
+                   help="always-on: hold scorer replicas for the whole sweep (the old behaviour)")
+    p.add_argument("--no-kill", action="store_true", help="kill no node")
+    args = p.parse_args(argv)
+    result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    ok = result["trials_finished"] == result["trials_planned"] and result["trials_run_twice"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

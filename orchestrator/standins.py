@@ -1,0 +1,222 @@
+"""Stand-in train and score steps for the scale simulation (benchmarks/cluster_sim.py), never the
+default path: a spec selects them with its `standins:` section (unset in every shipped spec).
+
+They ask Ray for exactly what the real steps ask for, and hold it for the time a cost model gives,
+so the real sweep driver, searcher, records, resume logic, Tune, Serve and the autoscaler run on a
+fake cluster as they would on a real one:
+- training holds a placement group of the trial's Ray Train workers (workers_per_trial x {CPU, GPU,
+  accelerator_type}, PACK, as Ray Train asks) for the planner's training time (orchestrator.plan
+  training_gpu_hours), saving its progress every `checkpoint_every` steps under the trial's Train
+  directory. A lost node (the group's bundles move) costs the work since the last checkpoint and
+  counts as a worker-group failure; like Ray Train's FailureConfig it retries up to `failure_max` times
+  once the group is placed again, and a trial rerun under its key resumes from the saved progress.
+- a scorer app is a Serve deployment with the real replicas' options (evaluators.service
+  deployment_options: resources, accelerator type, scale-to-zero); a replica "loads its model" for
+  engine start-up + weights / load bandwidth and scores one request at a time for the evaluation's time.
+Every interval in which a GPU does (stand-in) work is appended to <run>/standins/timeline.jsonl, which
+the simulation reads to measure GPU use. Objective values are a smooth made-up function of lr and mix,
+so the search has something to optimise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROGRESS_FILE = "standin_progress.json"
+POLL_S = 1.0
+
+
+class StandinConfig(BaseModel):
+    """The cost model of the simulation, in real (cluster) units, and its time compression."""
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    seconds_per_hour: float = Field(60.0, gt=0, le=3600, description="simulated seconds one real hour lasts")
+    eval_gpu_hours_per_b_params: float = Field(0.01, ge=0, description="scoring one trial, per billion parameters")
+    engine_start_s: float = Field(60.0, ge=0, description="a scorer replica's start-up besides reading weights")
+    load_gb_per_s: float = Field(1.0, gt=0, description="weights read from the shared file system")
+
+    def sim_seconds(self, real_seconds: float) -> float:
+        return real_seconds * self.seconds_per_hour / 3600
+
+
+@dataclass
+class StandinResult:   # what trainers.run.TrainResult carries to the trial
+    output_dir: str
+    is_adapter: bool
+    metrics: dict
+
+
+def timeline_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "standins" / "timeline.jsonl"
+
+
+def log_event(run_dir: str | Path, **event) -> None:
+    """One JSON line, appended with a single write (O_APPEND: lines from many processes do not mix)."""
+    path = timeline_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(event) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------- training
+
+def training_seconds(cfg, costs: StandinConfig) -> tuple[float, int]:
+    """The simulated wall seconds of one training run and its optimizer steps."""
+    from orchestrator.gpu_catalog import model_shape
+    from orchestrator.plan import training_gpu_hours
+    from trainers.data import calibration_prompts, plan_steps
+
+    shape = model_shape(cfg.model)
+    if shape is None or not cfg.accelerator_type:
+        raise ValueError(f"stand-in training needs a model of known size and an accelerator_type ({cfg.model})")
+    steps = plan_steps(cfg, len(calibration_prompts(cfg)), cfg.workers_per_trial).total_steps
+    hours = training_gpu_hours(cfg, shape, cfg.accelerator_type) / cfg.workers_per_trial
+    return hours * costs.seconds_per_hour, steps
+
+
+def train_bundles(cfg) -> list[dict]:
+    """What Ray Train asks for per worker (trainers.run: ScalingConfig with accelerator_type)."""
+    bundle = {"CPU": cfg.cpus_per_worker, "GPU": float(cfg.gpus_per_worker)}
+    if cfg.accelerator_type:
+        bundle[f"accelerator_type:{cfg.accelerator_type}"] = 0.001
+    return [bundle] * cfg.workers_per_trial
+
+
+def run_training(cfg, output_dir: str, storage_path: str, name: str, costs: StandinConfig, run_dir: str,
+                 failure_max: int = 2) -> StandinResult:
+    """Hold the trial's worker group for its training time; see the module docstring."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    total_s, steps = training_seconds(cfg, costs)
+    checkpoint_s = total_s * min(1.0, cfg.checkpoint_every / max(steps, 1))
+    progress = Path(storage_path) / name / PROGRESS_FILE
+    done_s = json.loads(progress.read_text())["done_s"] if progress.exists() else 0.0
+    resumed_from = done_s
+    gpus = cfg.workers_per_trial * cfg.gpus_per_worker
+    log_event(run_dir, kind="train_run", key=name, start=time.time(), resumed_from_s=done_s)
+    pg = placement_group(train_bundles(cfg), strategy="PACK")
+    failures = 0
+    try:
+        while done_s < total_s:
+            _wait_placed(pg)
+            start, nodes = time.time(), _bundle_nodes(pg)
+            healthy = _hold(pg, min(checkpoint_s, total_s - done_s))
+            log_event(run_dir, kind="train", key=name, start=start, end=time.time(), gpus=gpus, nodes=nodes,
+                      lost=not healthy)
+            if not healthy:
+                failures += 1
+                if failures > failure_max:
+                    raise RuntimeError(f"stand-in training of {name}: its worker group lost a node "
+                                       f"{failures} times (failure_max {failure_max})")
+                continue
+            done_s = min(total_s, done_s + checkpoint_s)
+            progress.parent.mkdir(parents=True, exist_ok=True)
+            progress.write_text(json.dumps({"done_s": done_s}))
+    finally:
+        remove_placement_group(pg)
+    return StandinResult(output_dir=_write_adapter(cfg, output_dir), is_adapter=True, metrics={
+        "step": steps, "total_steps": steps, "restarts": failures, "resumed_from_s": resumed_from,
+        "standin_train_s": total_s})
+
+
+def _wait_placed(pg) -> None:
+    from ray.util.placement_group import placement_group_table
+
+    while placement_group_table(pg)["state"] != "CREATED":
+        time.sleep(POLL_S)
+
+
+def _bundle_nodes(pg) -> list[str]:
+    from ray.util.placement_group import placement_group_table
+
+    return sorted(set(placement_group_table(pg)["bundles_to_node_id"].values()))
+
+
+def _hold(pg, seconds: float) -> bool:
+    """Sleep `seconds` while the group stays where it was placed; False as soon as a node is lost."""
+    from ray.util.placement_group import placement_group_table
+
+    placed, end = _bundle_nodes(pg), time.time() + seconds
+    while time.time() < end:
+        time.sleep(min(POLL_S, max(0.0, end - time.time())))
+        table = placement_group_table(pg)
+        if table["state"] != "CREATED" or sorted(set(table["bundles_to_node_id"].values())) != placed:
+            return False
+    return True
+
+
+def _write_adapter(cfg, output_dir: str) -> str:
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(cfg.model_dump_json(indent=1))
+    return str(out.absolute())
+
+
+# ---------------------------------------------------------------------------------------- scoring
+
+class StandinScorer:
+    """A scorer replica: 'loads' its model, then answers score requests one at a time."""
+
+    def __init__(self, model: str, gpus: float, costs: StandinConfig, run_dir: str):
+        from orchestrator.gpu_catalog import model_shape
+
+        self.model, self.gpus, self.costs, self.run_dir = model, gpus, costs, run_dir
+        self.id, self.up = uuid.uuid4().hex[:8], time.time()
+        self.params_b = model_shape(model).params_b
+        time.sleep(costs.sim_seconds(costs.engine_start_s + 2 * self.params_b / costs.load_gb_per_s))
+        log_event(run_dir, kind="scorer_up", replica=self.id, model=model, gpus=gpus, start=self.up,
+                  ready=time.time())
+        self.lock = asyncio.Lock()   # one engine call at a time, as evaluators.service
+
+    async def score(self, adapter: str | None) -> dict:
+        seconds = self.costs.eval_gpu_hours_per_b_params * self.params_b / max(self.gpus, 1.0) * \
+            self.costs.seconds_per_hour
+        async with self.lock:
+            start = time.time()
+            await asyncio.sleep(seconds)
+            log_event(self.run_dir, kind="score", replica=self.id, model=self.model, start=start, end=time.time(),
+                      gpus=self.gpus)
+        return made_up_summary(adapter)
+
+    def __del__(self):   # Serve calls it when it stops a replica (scale-down, app deleted)
+        log_event(self.run_dir, kind="scorer_down", replica=self.id, gpus=self.gpus, end=time.time())
+
+
+def start_scorer(settings, costs: StandinConfig, run_dir: str):
+    """The stand-in scorer app, deployed with the real app's options (evaluators.service)."""
+    from ray import serve
+
+    from evaluators.service import deployment_options
+
+    app = serve.deployment(StandinScorer, name="Scorer").options(**deployment_options(settings)).bind(
+        settings.model, settings.replica_gpus, costs, run_dir)
+    return serve.run(app, name=settings.app_name, route_prefix=settings.route_prefix)
+
+
+def evaluate(handle, adapter: str | None) -> dict:
+    """What evaluators.evaluate.evaluate returns, as far as the sweep reads it."""
+    return {"summary": handle.score.remote(adapter).result(), "rows": []}
+
+
+def made_up_summary(adapter: str | None) -> dict:
+    """Objective metrics with a trade-off: calibration improves with lr near 3e-4 and falls with mix;
+    capability (GSM8K log-prob) is lost at high lr and kept by mix. The base model: no adapter."""
+    if adapter is None:
+        return {"sampled/calibration_error": 1.0, "sampled/calibration_error_se": 0.02,
+                "gsm8k/gold_logprob": -1.0, "gsm8k/gold_logprob_se": 0.01}
+    cfg = json.loads((Path(adapter) / "train_config.json").read_text())
+    distance = (math.log10(cfg["lr"]) - math.log10(3e-4)) ** 2
+    return {"sampled/calibration_error": 0.2 + 0.3 * distance + 0.4 * cfg["mix"], "sampled/calibration_error_se": 0.02,
+            "gsm8k/gold_logprob": -1.0 - 200 * cfg["lr"] * (1 - cfg["mix"]), "gsm8k/gold_logprob_se": 0.01}
