@@ -33,6 +33,7 @@ class Scorer:
         """target: a DeploymentHandle of evaluators.service, or an engine (evaluators.engines)."""
         self.target, self.chunk_size, self.retries = target, chunk_size, retries
         self.remote = hasattr(target, "options") and hasattr(target, "deployment_name")
+        self.progress = None   # a tqdm bar counting request chunks, set by evaluate(progress=True)
 
     # --- model facts -----------------------------------------------------------------------------
 
@@ -72,9 +73,13 @@ class Scorer:
             return getattr(self.target, method)(requests)
         chunks = [requests[i:i + self.chunk_size] for i in range(0, len(requests), self.chunk_size)]
         pending = [self._send(method, c) for c in chunks]
+        if self.progress is not None:
+            self.progress.total += len(chunks)
         results = []
         for chunk, response in zip(chunks, pending):
             results += self._collect(method, chunk, response)
+            if self.progress is not None:
+                self.progress.update(1)
         return results
 
     def _send(self, method: str, chunk: list):

@@ -144,7 +144,7 @@ def run(args, scorer_settings: ScorerSettings, eval_settings: EvalSettings) -> t
             print(f"error: the {scorer_settings.engine} engine failed to start for {args.model!r}: "
                   f"{cause or err}", file=sys.stderr)
             return 3, None
-        return 0, evaluate(handle, eval_settings, args.adapter)
+        return 0, evaluate(handle, eval_settings, args.adapter, progress="scoring")
     except Exception as err:
         print(f"error: evaluation failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1, None

@@ -32,21 +32,27 @@ def ensure_smollm2(cache_dir: Path | None = None) -> Path:
     out = (cache_dir or cache_root() / "models") / NAME
     if (out / "config.json").exists() and (out / "model.safetensors").exists():
         return out
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = package_dir()
     tmp = out.with_name(out.name + ".partial")
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
-    quantized = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE)  # dequantised on load
-    # transformers refuses to save a model loaded from GGUF; copy its weights into a plain one
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(quantized.state_dict())
-    model.generation_config = quantized.generation_config
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with tqdm(total=4, desc=f"converting {NAME} (GGUF -> safetensors)", unit="step") as bar:
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
+        bar.update()
+        quantized = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE)  # dequantised on load
+        bar.update()
+        # transformers refuses to save a model loaded from GGUF; copy its weights into a plain one
+        config = quantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(quantized.state_dict())
+        model.generation_config = quantized.generation_config
+        bar.update()
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        bar.update()
     tmp.rename(out)  # atomic: a half-written conversion is never mistaken for a finished one
     return out
 

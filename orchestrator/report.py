@@ -1,60 +1,263 @@
-"""End-of-sweep outputs: the Pareto table (printed and saved) and a plot per cell (PNG + HTML index)."""
+"""The sweep's report: `pareto/pareto.csv`, `pareto/trials.csv`, a PNG of each cell's front, and
+`pareto/index.html`, one self-contained page (images inlined as base64 PNG, no script or style
+fetched from anywhere) that opens from a laptop after `ray rsync-down`.
+
+Per cell the page shows the trials and the Pareto front with error bars (one standard error where
+the objective has one), the hypervolume of the front against trial number, and how much lr and mix
+matter to each objective (Optuna's PED-ANOVA evaluator on the cell's study), then one sortable table of
+every trial. The sweep writes it at the end; `python -m orchestrator.results RUN_DIR --report`
+rewrites it mid-sweep.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import math
+import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from orchestrator import results
+from orchestrator.search import key_number
+from orchestrator.store import RunStore
+
+MIN_TRIALS_FOR_IMPORTANCE = 5   # PED-ANOVA on fewer finished trials says more about the draw than the axis
+REFERENCE_MARGIN = 0.1          # hypervolume reference: each objective's worst value + 10% of its range
 
 
 def write_report(run_dir: str | Path) -> pd.DataFrame:
     run_dir = Path(run_dir)
     out = run_dir / "pareto"
     out.mkdir(parents=True, exist_ok=True)
-    objectives = [n for n, _ in results._objectives(run_dir)]
+    spec = RunStore(run_dir).saved_spec()
+    objectives = [(o.name, o.mode) for o in spec.objectives]
     all_trials, front = results.trials(run_dir), results.pareto(run_dir)
     all_trials.to_csv(out / "trials.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
-    images = []
-    if len(objectives) >= 2:
-        for cell, cell_trials in all_trials[all_trials["status"] == "done"].groupby("cell"):
-            images.append(_plot(out, cell, cell_trials, front[front["cell"] == cell], objectives[:2]))
-    _write_html(out, front, objectives, images)
+    sections = []
+    for cell in [f"{m.label}:{method}" for m, method in spec.cells]:
+        done = all_trials[(all_trials["cell"] == cell) & (all_trials["status"] == "done")]
+        sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell] if not front.empty
+                                      else front, objectives))
+    page = _page(spec, run_dir, results.progress(run_dir), sections, all_trials, [n for n, _ in objectives])
+    (out / "index.html").write_text(page)
     return front
 
 
-def _plot(out: Path, cell: str, cell_trials: pd.DataFrame, cell_front: pd.DataFrame, axes: list[str]) -> str:
+def _cell_section(out: Path, spec, cell: str, done: pd.DataFrame, cell_front: pd.DataFrame,
+                  objectives: list[tuple[str, str]]) -> str:
+    names = [n for n, _ in objectives]
+    figures = []
+    if len(names) >= 2 and not done.empty:
+        png = _front_png(cell, done, cell_front, names[:2])
+        (out / f"{_slug(cell)}.png").write_bytes(png)
+        figures.append(_img(png, f"Pareto front of {cell}", "pareto-front"))
+    curve, reference = hypervolume_history(done, objectives)
+    if not curve.empty:
+        figures.append(_img(_hypervolume_png(cell, curve, reference, names), f"Hypervolume of {cell}", "hypervolume"))
+    importance = _importance_block(spec, cell, names)
+    body = "".join(figures) or "<p class=note>No finished trial yet.</p>"
+    return f'<section><h2>{html.escape(cell)}</h2><div class=figs>{body}{importance}</div></section>'
+
+
+def hypervolume_history(done: pd.DataFrame, objectives: list[tuple[str, str]]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The hypervolume of the cell's front after each finished trial, in trial-number order, every
+    objective oriented to minimisation; the reference point is each objective's worst value plus
+    REFERENCE_MARGIN of its range (1.0 where all values are equal)."""
+    names = [n for n, _ in objectives]
+    sign = np.array([1.0 if m == "min" else -1.0 for _, m in objectives])
+    rows = done.assign(number=[key_number(k) or 0 for k in done["key"]]).sort_values("number")
+    values = rows[names].to_numpy(dtype=float) * sign
+    finite = np.all(np.isfinite(values), axis=1)
+    rows, values = rows[finite], values[finite]
+    if not len(values):
+        return pd.DataFrame(columns=["number", "hypervolume"]), np.full(len(names), np.nan)
+    span = values.max(axis=0) - values.min(axis=0)
+    reference = values.max(axis=0) + np.where(span > 0, REFERENCE_MARGIN * span, 1.0)
+    from optuna._hypervolume import compute_hypervolume
+
+    curve = [compute_hypervolume(values[: i + 1], reference) for i in range(len(values))]
+    return pd.DataFrame({"number": rows["number"].to_numpy(), "hypervolume": curve}), reference * sign
+
+
+def param_importances(spec, cell: str, objective: str) -> dict[str, float] | str:
+    """lr and mix importance for one objective from the cell's Optuna study (PED-ANOVA), or why not."""
+    import optuna
+
+    store = RunStore(spec.run_dir)
+    try:
+        study = optuna.load_study(study_name=f"{spec.name}/{cell}", storage=spec.optuna_storage or store.optuna_url())
+    except Exception as err:   # no study yet, or storage unreadable: the report still renders
+        return f"no study ({type(err).__name__})"
+    index = [o.name for o in spec.objectives].index(objective)
+    sign = 1.0 if spec.objectives[index].mode == "min" else -1.0   # PED-ANOVA looks for low values
+    complete = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        return f"needs {MIN_TRIALS_FOR_IMPORTANCE} finished trials (has {len(complete)})"
+    try:
+        with warnings.catch_warnings():   # its reminder that it ranks low target values: ours are signed so
+            warnings.simplefilter("ignore", UserWarning)
+            return optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=["lr", "mix"],
+                target=lambda t: sign * t.values[index])
+    except Exception as err:   # e.g. every value equal
+        return f"not computable ({type(err).__name__}: {err})"
+
+
+def _importance_block(spec, cell: str, names: list[str]) -> str:
+    found = {name: param_importances(spec, cell, name) for name in names}
+    usable = {n: v for n, v in found.items() if isinstance(v, dict)}
+    if usable:
+        return _img(_importance_png(cell, usable), f"lr and mix importance in {cell}", "importance")
+    reasons = sorted(set(found.values()))
+    return f"<p class=note>lr / mix importance: {html.escape('; '.join(reasons))}.</p>"
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: list[str]) -> bytes:
+    plt = _pyplot()
     x, y = axes
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(cell_trials[x], cell_trials[y], c="lightgray", edgecolors="gray", label="trials")
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    ax.errorbar(done[x], done[y], xerr=_se(done, x), yerr=_se(done, y), fmt="o", color="0.6", ecolor="0.8",
+                capsize=2, label="trials")
     line = cell_front.sort_values(x)
-    ax.plot(line[x], line[y], "o-", color="tab:red", label="Pareto front")
+    ax.errorbar(line[x], line[y], xerr=_se(line, x), yerr=_se(line, y), fmt="o-", color="tab:red",
+                ecolor="tab:red", capsize=3, label="Pareto front")
     for _, row in line.iterrows():
-        ax.annotate(f"lr={row['lr']:.1e}\nmix={row['mix']:.2f}", (row[x], row[y]), fontsize=6,
-                    textcoords="offset points", xytext=(4, 4))
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(cell)
-    ax.legend(fontsize=7)
+        ax.annotate(f"#{key_number(row['key'])} lr={row['lr']:.1e}\nmix={row['mix']:.2f}", (row[x], row[y]),
+                    fontsize=7, textcoords="offset points", xytext=(5, 4))
+    ax.set(xlabel=x, ylabel=y, title=f"{cell}: trials and front (±1 s.e.)")
+    ax.margins(0.15)   # room for the labels of the extreme points
+    _readable_ticks(ax)
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    name = cell.replace(":", "-").replace("/", "-") + ".png"
-    fig.savefig(out / name, dpi=120)
-    plt.close(fig)
-    return name
+    return _png(fig)
 
 
-def _write_html(out: Path, front: pd.DataFrame, objectives: list[str], images: list[str]) -> None:
-    columns = [c for c in ["cell", "lr", "mix", *objectives, "key"] if c in front.columns]
-    body = "".join(f'<img src="{name}" alt="{name}">' for name in images)
-    table = front[columns].to_html(index=False, float_format=lambda v: f"{v:.4g}")
-    (out / "index.html").write_text(f"<html><body><h1>Pareto fronts</h1>{body}{table}</body></html>")
+def _readable_ticks(ax) -> None:
+    """At most five ticks per axis, in plain numbers (no "+1.999" offset): values that differ in the
+    fourth digit otherwise print as overlapping labels."""
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(5))
+    ax.ticklabel_format(useOffset=False, style="plain")
+
+
+def _se(frame: pd.DataFrame, name: str):
+    column = f"{name}_se"
+    if column not in frame or frame[column].isna().all():
+        return None
+    return frame[column].fillna(0).to_numpy(dtype=float)
+
+
+def _hypervolume_png(cell: str, curve: pd.DataFrame, reference: np.ndarray, names: list[str]) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    ax.step(curve["number"], curve["hypervolume"], where="post", color="tab:blue")
+    ax.plot(curve["number"], curve["hypervolume"], "o", color="tab:blue")
+    ref = ", ".join(f"{n}={v:.3g}" for n, v in zip(names, reference))
+    ax.set(ylabel="hypervolume", title=f"{cell}: hypervolume of the front")
+    ax.set_xlabel(f"trial number\n(reference point: {ref})", fontsize=9)
+    ax.set_xlim(curve["number"].min() - 0.5, curve["number"].max() + 0.5)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _importance_png(cell: str, found: dict[str, dict[str, float]]) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    params = ["lr", "mix"]
+    width = 0.8 / len(found)
+    for i, (name, values) in enumerate(found.items()):
+        ax.bar(np.arange(len(params)) + i * width, [values.get(p, 0.0) for p in params], width, label=name)
+    ax.set_xticks(np.arange(len(params)) + width * (len(found) - 1) / 2, params)
+    ax.set(ylabel="importance (PED-ANOVA, normalised)", ylim=(0, 1), title=f"{cell}: lr / mix importance")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _img(png: bytes, alt: str, kind: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img class="{kind}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _slug(cell: str) -> str:
+    return cell.replace(":", "-").replace("/", "-")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _table(frame: pd.DataFrame, table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f'<table id="{table_id}" class=sortable><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em 2em;color:#222}h1{margin:0 0 .2em}
+.meta{color:#666;margin:0 0 1em}section{margin:1em 0;border-top:1px solid #ddd}h2{margin:.5em 0}
+.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.figs img{width:400px;border:1px solid #eee}
+.note{color:#666;max-width:22em}table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f4f4f4;cursor:pointer}
+th.asc:after{content:" \\25b2"}th.desc:after{content:" \\25bc"}"""
+
+SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th){
+ th.addEventListener('click', function(){
+  var col = th.cellIndex, table = th.closest('table'), body = table.tBodies[0], asc = !th.classList.contains('asc');
+  table.querySelectorAll('th').forEach(function(h){h.classList.remove('asc','desc');});
+  th.classList.add(asc ? 'asc' : 'desc');
+  var rows = Array.from(body.rows), value = function(r){var t = r.cells[col].textContent, n = parseFloat(t);
+   return isNaN(n) || !/^[-+0-9.eE]+$/.test(t.trim()) ? t : n;};
+  rows.sort(function(a, b){var x = value(a), y = value(b), c = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0)
+   : (typeof x === 'number' ? -1 : 1); return asc ? c : -c;});
+  rows.forEach(function(r){body.appendChild(r);});
+ });
+});"""
+
+
+def _page(spec, run_dir: Path, progress: pd.DataFrame, sections: list[str], all_trials: pd.DataFrame,
+          names: list[str]) -> str:
+    shown = progress.assign(s_per_trial=progress["s_per_trial"].map(results.duration),
+                            eta_s=progress["eta_s"].map(results.duration))
+    shown = shown.rename(columns={"s_per_trial": "per trial", "eta_s": "ETA"})
+    columns = [c for c in ["key", "cell", "status", "lr", "mix", *[x for n in names for x in (n, f"{n}_se")],
+                           "train/loss", "train_wall_s", "eval_wall_s", "error"] if c in all_trials.columns]
+    title = f"CFT sweep {html.escape(spec.name)}"
+    meta = (f"{html.escape(str(run_dir.resolve()))} &middot; sweep {html.escape(results.sweep_state(run_dir))} "
+            f"&middot; {len(spec.cells)} cells &times; {spec.trials_per_cell} "
+            f"trials &middot; objectives: {html.escape(', '.join(names))} &middot; written "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title><style>{STYLE}</style></head>"
+            f"<body><h1>{title}</h1><p class=meta>{meta}</p>{_table(shown, 'progress')}{''.join(sections)}"
+            f"<section><h2>All trials</h2><p class=note>Click a column to sort.</p>"
+            f"{_table(all_trials[columns], 'trials')}</section><script>{SORT_SCRIPT}</script></body></html>")
 
 
 def format_front(front: pd.DataFrame, objectives: list[str]) -> str:

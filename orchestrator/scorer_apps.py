@@ -68,7 +68,7 @@ def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]
         if m.label in saved:
             continue
         print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
-        result = evaluate_for(serve.get_app_handle(app_names[m.label]), spec, None)
+        result = evaluate_for(serve.get_app_handle(app_names[m.label]), spec, None, progress=f"base model {m.label}")
         store.save_baseline_rows(m.label, result["rows"])
         store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
         saved = store.baselines()

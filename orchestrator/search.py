@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 
 import optuna
@@ -80,6 +81,13 @@ def _axis(r, n: int) -> list[float]:
     return [r.low, *inner, r.high]  # exact endpoints: exp(log(x)) drifts past the range
 
 
+def _set_metric_names(study: optuna.Study, names: list[str]) -> None:
+    if study.metric_names != names:
+        with warnings.catch_warnings():   # experimental since optuna 3.2, unchanged since
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+
+
 class CellStudies:
     """The Optuna side: a study per cell, asked for parameters and told results by trial number."""
 
@@ -90,17 +98,39 @@ class CellStudies:
         self.directions = ["minimize" if d == "min" else "maximize" for d in directions]
         self.sampler_kind, self.seed, self.budget = sampler, seed, budget
         self.cells = list(cells)
+        self.metric_names: list[str] | None = None
         self.studies = {c: self._open(c) for c in cells}
 
     def _open(self, cell: Cell) -> optuna.Study:
         study = optuna.create_study(study_name=f"{self.sweep}/{cell.name}", storage=self.storage_url,
                                     load_if_exists=True, directions=self.directions)
+        if self.metric_names:
+            _set_metric_names(study, self.metric_names)
         # A resumed study needs a sampler seeded afresh: the same seed would replay the first
         # run's random start-up draws and repeat parameters already tried.
         i = self.cells.index(cell)
         study.sampler = make_sampler(self.sampler_kind, self.seed + 1000 * i + len(study.trials), self.budget,
                                      self.lr, self.mix)
         return study
+
+    def name_metrics(self, names: list[str]) -> None:
+        """Name each study's values after the spec's objectives (optuna-dashboard and
+        trials_dataframe show "calibration_error", not "Objective 0")."""
+        self.metric_names = list(names)
+        for study in self.studies.values():
+            _set_metric_names(study, self.metric_names)
+
+    def label(self, cell: Cell, number: int, **attrs) -> None:
+        """Set user attributes on an open trial (optuna-dashboard shows them beside its values): the
+        trial key ties a study trial to its record. A finished trial keeps the attributes it has."""
+        study = self.studies[cell]
+        storage = study._storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        if storage.get_trial(trial_id).state.is_finished():
+            return
+        for name, value in attrs.items():
+            if value is not None:
+                storage.set_trial_user_attr(trial_id, name, value)
 
     @property
     def distributions(self) -> dict:
@@ -157,7 +187,9 @@ class CellStudies:
         if record is None:
             return optuna.trial.create_trial(state=State.FAIL)
         params = {"lr": record.lr, "mix": record.mix}
-        attrs = {"key": record.key, "rebuilt_from_record": True}
+        attrs = {"key": record.key, "status": record.status, "rebuilt_from_record": True}
+        if record.adapter_dir:
+            attrs["adapter_dir"] = record.adapter_dir
         values = [record.objectives.get(o) for o in objectives]
         if record.status == "done" and all(v is not None and math.isfinite(v) for v in values):
             return optuna.trial.create_trial(params=params, distributions=self.distributions, values=values,
@@ -219,6 +251,7 @@ class CellSearcher(Searcher):
         self.started = {c: 0 for c in remaining}
         self.live: dict[str, tuple[Cell, int]] = {}
         self.should_stop = should_stop   # true once the sweep is interrupted: hand out no more trials
+        studies.name_metrics(objectives)
 
     @property
     def interrupted(self) -> bool:
@@ -237,6 +270,7 @@ class CellSearcher(Searcher):
             number, lr, mix = self._ask_new(cell)
             key, seed = trial_key(cell, number), self.seed + number
         self.taken_keys.add(key)
+        self.studies.label(cell, number, key=key, status="running")
         self.remaining[cell] -= 1
         self.started[cell] += 1
         self.live[trial_id] = (cell, number)
@@ -256,6 +290,9 @@ class CellSearcher(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         cell, number = self.live.pop(trial_id)
         if self.interrupted and not result:
+            self.studies.label(cell, number, status="interrupted")
             return   # stopped by the interruption: the trial stays open and reruns on resume
         values = None if error or not result else [result.get(o) for o in self.objectives]
+        self.studies.label(cell, number, status="error" if values is None else "done",
+                           adapter_dir=(result or {}).get("adapter_dir"))
         self.studies.tell(cell, number, values)

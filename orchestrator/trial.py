@@ -11,6 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from orchestrator.progress import NamedTrialActor
 from orchestrator.records import TrialRecord
 from orchestrator.spec import SweepSpec
 from orchestrator.store import RunStore
@@ -105,6 +106,9 @@ def run_trial(config: dict, context: TrialContext) -> None:
     tune.report(tune_metrics(record))
 
 
+run_trial.__mixins__ = (NamedTrialActor,)   # the dashboard names the trial's actor by its key
+
+
 def seed_of(spec: SweepSpec, config: dict) -> int:
     """The trial's training seed: chosen with its key, so a rerun trains (and resumes) the same run."""
     return config.get("seed", spec.seed + config["optuna_number"])
@@ -121,14 +125,14 @@ def run_training_for(cfg, store: RunStore, key: str, standins=None):
                         name=key)
 
 
-def evaluate_for(handle, spec: SweepSpec, adapter_dir: str | None) -> dict:
+def evaluate_for(handle, spec: SweepSpec, adapter_dir: str | None, progress: str | None = None) -> dict:
     if spec.standins:   # the scale simulation only (orchestrator.standins)
         from orchestrator.standins import evaluate as stand_in
 
         return stand_in(handle, adapter_dir)
     from evaluators.evaluate import evaluate
 
-    return evaluate(handle, eval_settings(spec), adapter=adapter_dir)
+    return evaluate(handle, eval_settings(spec), adapter=adapter_dir, progress=progress)
 
 
 def tune_metrics(record: TrialRecord) -> dict:
@@ -138,4 +142,5 @@ def tune_metrics(record: TrialRecord) -> dict:
         if isinstance(v, (int, float)):
             out[k.replace("/", "_")] = v
     out["trial_key"] = record.key
+    out["adapter_dir"] = record.adapter_dir   # the searcher tags the Optuna trial with it
     return out

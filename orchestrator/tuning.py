@@ -14,6 +14,7 @@ import warnings
 
 from ray.tune import Callback
 
+from orchestrator import progress
 from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials
 from orchestrator.records import TrialRecord
 from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, key_number
@@ -134,9 +135,10 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total, trial_name_creator=progress.trial_name,
                                     max_concurrent_trials=max_concurrent_trials(spec)),
-        run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", verbose=1,
+                                  progress_reporter=progress.reporter([o.name for o in spec.objectives]),
                                   storage_path=str(store.root / "tune"), stop=make_stopper(interruption),
                                   callbacks=[RecordDeadTrialDrivers(store)],
                                   failure_config=tune.FailureConfig(max_failures=0)),

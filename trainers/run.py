@@ -52,10 +52,13 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
     divergence_file = os.path.join(storage_path, name, DIVERGENCE_FILE)
     if os.path.exists(divergence_file):   # from an earlier attempt of this run
         os.remove(divergence_file)
-    # run_config_kwargs (e.g. callbacks=[TuneReportCallback()]) may override these defaults
+    # the dashboard's Train view lists runs only when the process that builds the trainer says so
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
+    # run_config_kwargs may override these defaults
     run_settings = {"name": name, "storage_path": storage_path,
                     "failure_config": FailureConfig(max_failures=failure_max),
-                    "checkpoint_config": CheckpointConfig(num_to_keep=2), **(run_config_kwargs or {})}
+                    "checkpoint_config": CheckpointConfig(num_to_keep=2),
+                    "callbacks": progress_callbacks(), **(run_config_kwargs or {})}
     resources = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
         resources["GPU"] = 1
@@ -76,6 +79,18 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
             raise TrainingDiverged(json.load(f))
     copy_model(result.checkpoint, output_dir)
     return TrainResult(output_dir=os.path.abspath(output_dir), is_adapter=config.lora, metrics=dict(result.metrics))
+
+
+def progress_callbacks() -> list:
+    """Inside a Tune trial, forward every report of the workers (step, loss, tokens/s) to Tune, so
+    its progress table and the trial's results show training as it runs; elsewhere none."""
+    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
+
+    if not _in_tune_session():
+        return []
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    return [TuneReportCallback()]
 
 
 def copy_model(checkpoint, output_dir: str) -> None:

@@ -63,6 +63,7 @@ def train_loop(loop_config: dict) -> None:
     started = time.perf_counter()
     last_finite = None
     while state.step < stream.plan.total_steps:
+        step_started = time.perf_counter()
         counts = train_step(engine, stream, state.step, rank, tokenizer.pad_token_id, fault)
         step_loss = global_step_loss(counts)
         if not math.isfinite(step_loss):   # every rank sees the same value, so all stop together
@@ -83,6 +84,8 @@ def train_loop(loop_config: dict) -> None:
                 metrics.update(probe_metrics(engine, stream, tokenizer.pad_token_id))
             save_and_report(engine, state, metrics, tokenizer, cfg, rank, final)
             started = time.perf_counter()
+        else:
+            report_step(state.step, stream.plan.total_steps, step_loss, counts, time.perf_counter() - step_started)
 
 
 def make_engine(cfg: TrainConfig, model, world: int, total_steps: int):
@@ -127,6 +130,19 @@ def global_step_loss(counts: torch.Tensor) -> float:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(total)
     return float(total[0] / max(float(total[1]), 1.0))
+
+
+def report_step(step: int, total_steps: int, loss: float, counts: torch.Tensor, seconds: float) -> None:
+    """A report without a checkpoint between checkpoints: the step, its loss and throughput (all
+    workers' tokens), which a Tune trial shows while it trains (trainers.run.progress_callbacks)."""
+    import ray.train
+    import torch.distributed as dist
+
+    tokens = counts[2:3].clone()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tokens)
+    ray.train.report({"step": step, "total_steps": total_steps, "loss": loss,
+                      "tokens_per_s": float(tokens[0]) / max(seconds, 1e-9)})
 
 
 def report_divergence(path: str | None, step: int, loss: float, last_finite: float | None) -> None:
