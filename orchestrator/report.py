@@ -30,7 +30,9 @@ MIN_TRIALS_FOR_IMPORTANCE = 5   # PED-ANOVA on fewer finished trials says more a
 REFERENCE_MARGIN = 0.1          # hypervolume reference: each objective's worst value + 10% of its range
 
 
-def write_report(run_dir: str | Path) -> pd.DataFrame:
+def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
+    """state: what the page says of the sweep (default: read from the run directory's lock; the sweep
+    itself passes "finished", since it still holds the lock while it writes its final report)."""
     run_dir = Path(run_dir)
     out = run_dir / "pareto"
     out.mkdir(parents=True, exist_ok=True)
@@ -44,7 +46,8 @@ def write_report(run_dir: str | Path) -> pd.DataFrame:
         done = all_trials[(all_trials["cell"] == cell) & (all_trials["status"] == "done")]
         sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell] if not front.empty
                                       else front, objectives))
-    page = _page(spec, run_dir, results.progress(run_dir), sections, all_trials, [n for n, _ in objectives])
+    page = _page(spec, run_dir, state or results.sweep_state(run_dir), results.progress(run_dir), sections,
+                 all_trials, [n for n, _ in objectives])
     (out / "index.html").write_text(page)
     return front
 
@@ -242,15 +245,15 @@ SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function
 });"""
 
 
-def _page(spec, run_dir: Path, progress: pd.DataFrame, sections: list[str], all_trials: pd.DataFrame,
-          names: list[str]) -> str:
+def _page(spec, run_dir: Path, state: str, progress: pd.DataFrame, sections: list[str],
+          all_trials: pd.DataFrame, names: list[str]) -> str:
     shown = progress.assign(s_per_trial=progress["s_per_trial"].map(results.duration),
                             eta_s=progress["eta_s"].map(results.duration))
     shown = shown.rename(columns={"s_per_trial": "per trial", "eta_s": "ETA"})
     columns = [c for c in ["key", "cell", "status", "lr", "mix", *[x for n in names for x in (n, f"{n}_se")],
                            "train/loss", "train_wall_s", "eval_wall_s", "error"] if c in all_trials.columns]
     title = f"CFT sweep {html.escape(spec.name)}"
-    meta = (f"{html.escape(str(run_dir.resolve()))} &middot; sweep {html.escape(results.sweep_state(run_dir))} "
+    meta = (f"{html.escape(str(run_dir.resolve()))} &middot; sweep {html.escape(state)} "
             f"&middot; {len(spec.cells)} cells &times; {spec.trials_per_cell} "
             f"trials &middot; objectives: {html.escape(', '.join(names))} &middot; written "
             f"{time.strftime('%Y-%m-%d %H:%M:%S')}")

@@ -114,7 +114,7 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
         except SweepInterrupted:
             mark_interrupted(store, interruption.at if interruption else None)
             raise
-        front = write_report(store.root)
+        front = write_report(store.root, state="finished")
     objectives = [o.name for o in spec.objectives]
     print(f"\nSweep {spec.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
     print(f"Pareto front per cell ({store.root / 'pareto'}):\n{format_front(front, objectives)}")
