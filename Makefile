@@ -15,7 +15,7 @@ sweep: setup
 	$(PY) -m orchestrator.sweep
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not integration" tests
