@@ -34,6 +34,7 @@ if ! command -v c++ >/dev/null 2>&1; then
 elif [ "$EXTRA" = cpu ]; then
   # DeepSpeed JIT-compiles its CPU shared-memory collective the first time a training run starts (about a
   # minute of both cores). Build it once here, into ~/.cache/torch_extensions, not inside the first trial.
-  "$VENV/bin/python" -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()" >/dev/null
+  "$VENV/bin/python" -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()" >/dev/null \
+    || echo "setup: WARNING: prebuilding DeepSpeed's CPU collective failed; the first training run builds it"
 fi
 echo "setup: done ($("$VENV/bin/python" -c 'import torch, ray, transformers; print("torch", torch.__version__, "ray", ray.__version__, "transformers", transformers.__version__)'))"
