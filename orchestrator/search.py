@@ -67,8 +67,16 @@ def make_sampler(kind: str, seed: int, budget: int, lr, mix) -> optuna.samplers.
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
         side = max(1, math.ceil(math.sqrt(budget)))
-        return optuna.samplers.GridSampler({"lr": _axis(lr, side), "mix": _axis(mix, side)}, seed=seed)
+        return _GridSampler({"lr": _axis(lr, side), "mix": _axis(mix, side)}, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=max(2, min(10, budget // 3)))
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its `study.stop()` once every point is told: that call raises
+    outside `study.optimize`, and the sweep asks and tells (a cell ends at its trial budget anyway)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
 
 
 def _axis(r, n: int) -> list[float]:

@@ -67,8 +67,12 @@ def test_reconcile_tells_finished_trials_and_reruns_interrupted_ones_under_their
 
 def test_grid_sampler_covers_the_grid(tmp_path):
     studies = _studies(tmp_path, sampler="grid", budget=4)
-    points = {studies.ask(CELLS[0])[1:] for _ in range(4)}
+    asked = [studies.ask(CELLS[0]) for _ in range(4)]
+    points = {(lr, mix) for _, lr, mix in asked}
     assert {round(lr, 8) for lr, _ in points} == {1e-4, 1e-2} and {m for _, m in points} == {0.0, 0.9}
+    for number, _, _ in asked:   # telling the grid's last point must not stop (raise in) the sweep
+        studies.tell(CELLS[0], number, [0.5, 0.1])
+    assert all(t.state.name == "COMPLETE" for t in studies.studies[CELLS[0]].trials)
 
 
 def test_pareto_mask_matches_brute_force():
