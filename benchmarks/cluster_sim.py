@@ -375,7 +375,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-kill", action="store_true", help="kill no node")
     p.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs and the sweep's run directory")
     args = p.parse_args(argv)
-    result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs)
+    with contextlib.redirect_stdout(sys.stderr):   # --json: Ray prints a killed raylet's last logs to stdout
+        result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs)
     if args.json:
         print(json.dumps(result))
     else:
