@@ -1,6 +1,6 @@
 """The sweep at cluster scale, simulated on one machine:
 
-    python benchmarks/cluster_sim.py [--json] [--scorers always-on] [--spec SPEC] [--no-kill]
+    python benchmarks/cluster_sim.py [--json] [--scorers always-on] [--spec SPEC] [--no-kill] [--keep-logs]
 
 Starts Ray's own fake multi-node autoscaling cluster (ray.cluster_utils.AutoscalingCluster: Ray's
 autoscaler with its FakeMultiNodeProvider, which starts a raylet per "node") with GPU node types
@@ -18,10 +18,12 @@ It prints:
   nodes_killed; and the scorers' GPU-hours (cost-model hours), lost training, node counts, wall time.
 `--scorers always-on` runs the scorers as before (replicas held for the whole sweep) to compare.
 
-Two departures from AutoscalingCluster as shipped: its start() and shutdown() run `ray stop --force`,
-which stops every Ray on the machine, so this starts its head on a free port and its own temp dir and
-stops exactly the processes it started; and its config template (fake_multi_node/example.yaml) is
-missing from the wheel, so the template is here (BASE_CONFIG, from Ray's repository).
+Three departures from AutoscalingCluster as shipped: its start() and shutdown() run `ray stop --force`,
+which stops every Ray on the machine, so this starts its head on free ports (the dashboard agent's
+included) and its own temp dir and stops exactly the processes it started; its config template
+(fake_multi_node/example.yaml) is missing from the wheel, so the template is here (BASE_CONFIG, from
+Ray's repository); and its provider never replaces a killed node (SimNodeProvider says why), which
+stalled the sweep: the killed node's trials waited for good for a node the autoscaler never launched.
 """
 
 from __future__ import annotations
@@ -44,11 +46,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Ray's token authentication, as on cluster.yaml's nodes, with a token of this cluster's own (Ray reads
-# the mode when it is imported, so before that)
-os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+# the mode when it is imported, so before that). The cluster's autoscaler imports SimNodeProvider from
+# here and already holds the cluster's token.
+if os.environ.get("RAY_FAKE_CLUSTER") != "1":
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
 
 import psutil  # noqa: E402  (a Ray dependency)
 import yaml  # noqa: E402
+from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider  # noqa: E402
+from ray.autoscaler.tags import STATUS_UP_TO_DATE, TAG_RAY_NODE_STATUS  # noqa: E402
 from ray.cluster_utils import AutoscalingCluster  # noqa: E402
 
 SPEC = ROOT / "benchmarks" / "data" / "cluster_sim.yaml"
@@ -61,16 +67,29 @@ NODE_TYPES = {
     "gpu_a100": {"resources": {"CPU": 96, "GPU": 8, "accelerator_type:A100": 1, "object_store_memory": 10**8},
                  "node_config": {"InstanceType": "p4d.24xlarge"}, "min_workers": 0, "max_workers": 1},
 }
-BASE_CONFIG = {   # ray/autoscaler/_private/fake_multi_node/example.yaml
+BASE_CONFIG = {   # ray/autoscaler/_private/fake_multi_node/example.yaml, with SimNodeProvider for its provider
     "cluster_name": "fake_multinode", "max_workers": 8,
-    "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
-                 "disable_launch_config_check": True},
+    "provider": {"type": "external", "module": "benchmarks.cluster_sim.SimNodeProvider", "use_node_id_as_ip": True,
+                 "disable_node_updaters": True, "disable_launch_config_check": True},
     "head_node_type": "ray.head.default", "auth": {}, "upscaling_speed": 1.0, "idle_timeout_minutes": 0.1,
     "docker": {}, "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
     "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
     "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False, "rsync_exclude": [],
     "rsync_filter": []}
 POLL_S = 0.5
+
+
+class SimNodeProvider(FakeMultiNodeProvider):
+    """Ray's fake provider, with its nodes "up-to-date" once started, as a cloud provider's nodes are
+    after setup. The fake provider leaves them "uninitialized" (the launcher's tag), and the autoscaler
+    (node updaters off) only terminates an up-to-date node that stopped heartbeating: a killed node
+    then stays listed forever, counts against max_workers, and is never replaced, so its trials wait
+    for it for good. Here it is terminated after AUTOSCALER_HEARTBEAT_TIMEOUT_S and a new one launched,
+    as when a cloud instance dies."""
+
+    def create_node_with_resources_and_labels(self, node_config, tags, count, resources, labels):
+        tags = {**tags, TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE}
+        return super().create_node_with_resources_and_labels(node_config, tags, count, resources, labels)
 
 
 class SimCluster(AutoscalingCluster):
@@ -84,7 +103,19 @@ class SimCluster(AutoscalingCluster):
         config.update(config_kwargs)
         return config
 
-    def start(self, _system_config=None, override_env=None):
+    def start(self, _system_config=None, override_env=None, attempts: int = 3):
+        """Start the head, retried: on a loaded machine its raylet can give up waiting for the
+        dashboard agent's ports (a fixed 30 s in Ray) before the agent has imported."""
+        for attempt in range(attempts):
+            try:
+                return self._start_head(_system_config, override_env)
+            except RuntimeError as err:
+                self.shutdown(keep_logs=attempt == attempts - 1)   # whatever it had started
+                if attempt == attempts - 1:
+                    raise
+                print(f"[sim] {err}; starting it again", file=sys.stderr, flush=True)
+
+    def _start_head(self, _system_config, override_env):
         from trainers.ray_local import bind_loopback_only, free_port
 
         bind_loopback_only()   # every node, and this driver, on 127.0.0.1 (the env reaches the fake nodes)
@@ -98,6 +129,7 @@ class SimCluster(AutoscalingCluster):
         ray_cli = Path(sys.executable).with_name("ray")
         cmd = [str(ray_cli), "start", "--head", "--block", f"--port={self.port}", "--node-ip-address=127.0.0.1",
                f"--temp-dir={self.temp_dir}", f"--autoscaling-config={config_file}", "--include-dashboard=false",
+               f"--dashboard-agent-listen-port={free_port()}",   # not 52365: another local Ray may hold it
                f"--num-cpus={self._head_resources['CPU']}", "--num-gpus=0"]
         if _system_config:
             cmd.append(f"--system-config={json.dumps(_system_config, separators=(',', ':'))}")
@@ -108,8 +140,7 @@ class SimCluster(AutoscalingCluster):
         deadline = time.time() + 180
         while "Ray runtime started" not in Path(self.log.name).read_text():
             if self.head.poll() is not None or time.time() > deadline:
-                self.shutdown(keep_logs=True)   # whatever it had started
-                raise RuntimeError(f"the fake cluster's head did not start; see {self.log.name}")
+                raise RuntimeError(f"the fake cluster's head did not start (see {self.log.name})")
             time.sleep(1)
 
     def connect(self, attempts: int = 3):
@@ -255,11 +286,35 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         if spec.evaluation.release_idle_after_s is not None else "always-on",
         "sweep_exit_codes": exit_codes, "sweep_wall_s": round(t_end - t_start, 1),
         "cluster_up_s": round(window[1] - window[0], 1), "seconds_per_hour": per_hour,
-        "killed": monitor.killed,
+        "killed": monitor.killed, "nodes": per_node(monitor, events, t_end, per_hour),
     }
 
 
-def simulate(spec_file: Path, always_on: bool, kill: bool) -> dict:
+def per_node(monitor: Monitor, events: list[dict], t_end: float, per_hour: float) -> list[dict]:
+    """Where each GPU node's GPU-hours went: work, scorer replicas held (loading or idle included), and
+    the idle stretches before its first work and after its last (launch to use; the idle timeout)."""
+    scorer_node = {e["replica"]: e.get("node") for e in events if e["kind"] == "scorer_up"}
+    spans: dict[str, list[tuple[float, float, float]]] = {}   # node -> (start, end, gpus) of work
+    for e in events:
+        if e["kind"] == "train":
+            for node in e["nodes"]:
+                spans.setdefault(node, []).append((e["start"], e["end"], e["gpus"] / len(e["nodes"])))
+        elif e["kind"] == "score" and scorer_node.get(e["replica"]):
+            spans.setdefault(scorer_node[e["replica"]], []).append((e["start"], e["end"], e["gpus"]))
+    out = []
+    for node_id, n in monitor.nodes.items():
+        down, mine = n["down"] or t_end, spans.get(node_id, [])
+        first, last = (min(s for s, _, _ in mine), max(e for _, e, _ in mine)) if mine else (down, down)
+        out.append({"node": node_id[-5:], "type": n["type"], "gpus": n["gpus"],
+                    "up_h": round((down - n["up"]) / per_hour, 2),
+                    "work_gpu_h": round(sum((e - s) * g for s, e, g in mine) / per_hour, 2),
+                    "before_first_work_h": round((first - n["up"]) / per_hour, 2),
+                    "after_last_work_h": round((down - last) / per_hour, 2), "killed": n["down"] is not None
+                    and any(k.get("node") == node_id for k in monitor.killed)})
+    return out
+
+
+def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = False) -> dict:
     import ray
 
     from orchestrator.spec import load_spec
@@ -299,7 +354,8 @@ def simulate(spec_file: Path, always_on: bool, kill: bool) -> dict:
         monitor.stop.set()
         monitor.join()
         result = measure(spec, work / "results" / spec.name, monitor, t0, time.time(), codes)
-        ok = True
+        print(f"[sim] result: {json.dumps(result)}", file=sys.stderr, flush=True)
+        ok = not keep_logs
         return result
     finally:
         ray.shutdown()
@@ -317,8 +373,10 @@ def main(argv=None) -> int:
     p.add_argument("--scorers", choices=["spec", "always-on"], default="spec",
                    help="always-on: hold scorer replicas for the whole sweep (the old behaviour)")
     p.add_argument("--no-kill", action="store_true", help="kill no node")
+    p.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs and the sweep's run directory")
     args = p.parse_args(argv)
-    result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill)
+    with contextlib.redirect_stdout(sys.stderr):   # --json: Ray prints a killed raylet's last logs to stdout
+        result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs)
     if args.json:
         print(json.dumps(result))
     else:

@@ -22,7 +22,8 @@ The model, per GPU (every constant below is an estimate; the plan says which num
   trainer's own step plan at the middle of the searched mix range, times TRAIN_SEQ_TOKENS) at TRAIN_MFU
   of the GPU's peak. Scorer replicas hold their GPUs for the whole sweep, whose length is taken as the
   trials' summed wall time divided by the concurrency; evaluation work itself is not modelled.
-- concurrency: scorer replicas are placed first (largest first, each on the smallest GPU that fits);
+- concurrency: scorer replicas are placed first (largest first, each on the smallest GPU that fits;
+  those that scale to zero, release_idle_after_s, are checked for fit but leave their GPUs to trials);
   then trials are placed cell by cell in the searcher's round-robin order until no further trial fits.
   That number is what Tune's max_concurrent_trials should be: trials beyond what is up now stay
   pending, and their resource demand is what makes the autoscaler add nodes.
@@ -290,7 +291,9 @@ def build_plan(spec, node_types: list[NodeType], cluster: str, warnings: list[st
         engine = spec.evaluation_for(m.label)
         shape = scorer_shape(engine, shapes[m.label], largest_lora_rank(spec, m.label))
         fit, why = candidates(shape, node_types)
-        landed = [pool.place(shape, fit) for _ in range(engine.replicas)]
+        # a scorer that scales to zero holds GPUs only while trials wait for scores: trials fill them
+        held = pool if engine.release_idle_after_s is None else pool.copy()
+        landed = [held.place(shape, fit) for _ in range(engine.replicas)]
         problem = None if fit else f"its scorer fits no node type ({_why(why)})"
         if fit and None in landed:
             problem = f"no room for its {engine.replicas} scorer replica(s) on {', '.join(t.name for t in fit)}"

@@ -176,8 +176,10 @@ class StandinScorer:
         self.id, self.up = uuid.uuid4().hex[:8], time.time()
         self.params_b = model_shape(model).params_b
         time.sleep(costs.sim_seconds(costs.engine_start_s + 2 * self.params_b / costs.load_gb_per_s))
+        import ray
+
         log_event(run_dir, kind="scorer_up", replica=self.id, model=model, gpus=gpus, start=self.up,
-                  ready=time.time())
+                  ready=time.time(), node=ray.get_runtime_context().get_node_id())
         self.lock = asyncio.Lock()   # one engine call at a time, as evaluators.service
 
     async def score(self, adapter: str | None) -> dict:
