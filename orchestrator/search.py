@@ -72,8 +72,24 @@ def make_sampler(kind: str, seed: int, budget: int, lr, mix) -> optuna.samplers.
 
 
 class _GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler without its `study.stop()` once every point is told: that call raises
-    outside `study.optimize`, and the sweep asks and tells (a cell ends at its trial budget anyway)."""
+    """Optuna's grid sampler, with two changes for a sweep that asks, tells and resumes:
+    - a point counts as visited when a trial has its parameters (Optuna goes by a `grid_id` attribute,
+      which trials rebuilt from records or rerun after an interruption lack, so a resumed grid
+      repeated points and skipped others);
+    - no `study.stop()` once every point is told: it raises outside `study.optimize` (a cell ends at
+      its trial budget anyway)."""
+
+    def before_trial(self, study, trial) -> None:
+        if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
+            return   # an enqueued rerun keeps its own parameters
+        State = optuna.trial.TrialState
+        taken = {tuple(t.params.get(name) for name in self._search_space)
+                 for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
+                 if t.number != trial.number and (t.state.is_finished() or t.state == State.RUNNING)}
+        left = [i for i, point in enumerate(self._all_grids) if tuple(point) not in taken]
+        grid_id = int(self._rng.rng.choice(left or range(len(self._all_grids))))
+        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
 
     def after_trial(self, study, trial, state, values) -> None:
         pass

@@ -75,6 +75,20 @@ def test_grid_sampler_covers_the_grid(tmp_path):
     assert all(t.state.name == "COMPLETE" for t in studies.studies[CELLS[0]].trials)
 
 
+def test_grid_sampler_resumed_from_records_asks_the_points_not_yet_tried(tmp_path):
+    """Trials rebuilt from records carry parameters but no grid id: the grid still goes by them."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    fresh = _studies(tmp_path / "a", sampler="grid", budget=4)
+    full = {fresh.ask(CELLS[0])[1:] for _ in range(4)}
+    studies = _studies(tmp_path / "b", sampler="grid", budget=4)
+    study = studies.studies[CELLS[0]]
+    tried = sorted(full)[:3]
+    for lr, mix in tried:
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr, "mix": mix}, values=[0.5, 0.1],
+                                                  distributions=studies.distributions))
+    assert studies.ask(CELLS[0])[1:] == sorted(full)[3]
+
+
 def test_pareto_mask_matches_brute_force():
     rng = np.random.default_rng(0)
     for _ in range(20):
