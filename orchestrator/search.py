@@ -68,7 +68,10 @@ def make_sampler(kind: str, seed: int, budget: int, lr, mix) -> optuna.samplers.
     if kind == "grid":
         side = max(1, math.ceil(math.sqrt(budget)))
         return _GridSampler({"lr": _axis(lr, side), "mix": _axis(mix, side)}, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=max(2, min(10, budget // 3)))
+    startup = max(2, min(10, budget // 3))
+    if kind == "gp":   # Gaussian-process EHVI: handles running trials, so concurrent asks spread out
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
 
 
 class _GridSampler(optuna.samplers.GridSampler):

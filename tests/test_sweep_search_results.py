@@ -181,3 +181,13 @@ def test_capability_loss_pairs_items_with_the_base_model(tmp_path):
     _, combined = objective_values(spec, scores, summary_of(base), {})
     assert combined["capability_loss"] > 10 * errors["capability_loss"]
     assert values["calibration_error"] == 0.5
+
+
+def test_gp_sampler_asks_inside_the_ranges_after_its_random_start(tmp_path):
+    studies = _studies(tmp_path, sampler="gp", budget=6)   # 2 random start-up trials, then the GP
+    assert isinstance(studies.studies[CELLS[0]].sampler, optuna.samplers.GPSampler)
+    for i in range(4):
+        number, lr, mix = studies.ask(CELLS[0])
+        assert LR.low <= lr <= LR.high and MIX.low <= mix <= MIX.high
+        studies.tell(CELLS[0], number, [lr * 100, 1 - mix])
+    assert [t.state.name for t in studies.studies[CELLS[0]].trials] == ["COMPLETE"] * 4
