@@ -63,7 +63,7 @@ MALFORMED = [
     (_with("search.mix", {"low": 0.2, "high": 1.0}), "search.mix", "[0, 1)"),
     (_with("search.mix", {"low": -0.1, "high": 0.5}), "search.mix", "[0, 1)"),
     (_with("search.mix", {"low": 0.5, "high": 0.5}), "search.mix", "must be < high"),
-    (_with("search.sampler", "cmaes"), "search.sampler", "'tpe', 'random' or 'grid'"),
+    (_with("search.sampler", "cmaes"), "search.sampler", "'tpe', 'gp', 'random' or 'grid'"),
     (_with("objectives", [{"name": "accuracy"}]), "objectives.0.name", "unknown objective"),
     (_with("objectives", [{"name": "calibration_error", "direction": "down"}]), "objectives.0.direction",
      "'min' or 'max'"),
