@@ -72,12 +72,9 @@ class RunStore:
 
     def read_trial(self, key: str) -> TrialRecord | None:
         """The trial's record, or None if it has none or an unreadable one."""
-        path = self.trial_path(key)
         try:
-            return TrialRecord.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except UNREADABLE:
+            return TrialRecord.model_validate_json(self.trial_path(key).read_bytes())
+        except (FileNotFoundError, *UNREADABLE):
             return None
 
     def write_trial(self, record: TrialRecord) -> None:
