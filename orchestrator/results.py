@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator.store import RunStore
+from orchestrator.store import RunStore, jsonable
 
 BASE_COLUMNS = ["key", "cell", "model", "model_ref", "method", "lr", "mix", "status"]
 TAIL_COLUMNS = ["adapter_dir", "train_wall_s", "eval_wall_s", "error"]
@@ -141,20 +141,11 @@ def summary(path: str | Path) -> dict:
     out = []
     for row in cells.to_dict("records"):
         points = front[front["cell"] == row["cell"]][shown] if not front.empty else front.iloc[0:0]
-        out.append({**_plain(row), "front": [_plain(p) for p in points.to_dict("records")]})
+        out.append({**jsonable(row), "front": [jsonable(p) for p in points.to_dict("records")]})
     running = cells["running"].sum()
     total_eta = cells["eta_s"].sum(min_count=1) / max(1, running)
     return {"run_dir": str(Path(path).expanduser().resolve()), "sweep": spec.name, "state": sweep_state(path),
-            "objectives": names, "eta_s": _plain({"x": total_eta})["x"], "cells": out}
-
-
-def _plain(row: dict) -> dict:
-    """JSON-ready values: numpy scalars as Python ones, NaN as None."""
-    out = {}
-    for k, v in row.items():
-        v = v.item() if isinstance(v, np.generic) else v
-        out[k] = None if isinstance(v, float) and not np.isfinite(v) else v
-    return out
+            "objectives": names, "eta_s": jsonable(total_eta), "cells": out}
 
 
 def duration(seconds) -> str:

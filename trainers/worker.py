@@ -56,7 +56,7 @@ def train_loop(loop_config: dict) -> None:
     stream = TrainingStream(cfg, tokenizer, world, max_len=max_len)
     engine = make_engine(cfg, model, world, stream.plan.total_steps)
     state = restore(engine, ray.train.get_checkpoint(), cfg)
-    fault = Fault(**loop_config["fault"]) if loop_config.get("fault") else None
+    fault: Fault | None = loop_config.get("fault")
     print(f"[cft] rank {rank} ready in {time.perf_counter() - t0:.1f} s: {stream.plan.total_steps} steps of "
           f"{stream.plan.global_batch} examples, starting at step {state.step}", flush=True)
 
