@@ -114,10 +114,7 @@ class RunLock:
             return
         self._stop.set()
         with self._io:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
         if self._created_root:   # a sweep that wrote nothing leaves no directory behind
