@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import random
 import re
 from dataclasses import dataclass
@@ -32,32 +33,22 @@ class ArithmeticProblem:
     level: str
 
 
-def _add(digits: int) -> Callable[[random.Random], ArithmeticProblem]:
-    def make(rng: random.Random) -> ArithmeticProblem:
-        low = 10 ** (digits - 1) if digits > 1 else 0
-        a, b = (rng.randrange(low, 10 ** digits) for _ in range(2))
-        return _binary(f"add{digits}", a, "+", b, a + b)
-    return make
-
-
-def _sub(digits: int) -> Callable[[random.Random], ArithmeticProblem]:
-    def make(rng: random.Random) -> ArithmeticProblem:
-        a, b = (rng.randrange(10 ** (digits - 1), 10 ** digits) for _ in range(2))
-        return _binary(f"sub{digits}", a, "-", b, a - b)
-    return make
-
-
-def _mul2(rng: random.Random) -> ArithmeticProblem:
-    a, b = rng.randrange(10, 100), rng.randrange(10, 100)
-    return _binary("mul2", a, "*", b, a * b)
-
-
 ANSWER_INSTRUCTION = "End with \"The answer is\" and the number."
+_OPERATORS = {"add": ("+", operator.add), "sub": ("-", operator.sub), "mul": ("*", operator.mul)}
 
 
-def _binary(level: str, a: int, op: str, b: int, result: int) -> ArithmeticProblem:
-    question = f"Calculate {a} {op} {b}. {ANSWER_INSTRUCTION}"
-    return ArithmeticProblem(question, str(result), f"{a} {op} {b} = {result}. The answer is {result}.", level)
+def _binary(operation: str, digits: int) -> Callable[[random.Random], ArithmeticProblem]:
+    """`Calculate a <op> b.` on two numbers of `digits` digits (single digits include 0)."""
+    symbol, apply = _OPERATORS[operation]
+    low = 10 ** (digits - 1) if digits > 1 else 0
+
+    def make(rng: random.Random) -> ArithmeticProblem:
+        a, b = (rng.randrange(low, 10 ** digits) for _ in range(2))
+        result = apply(a, b)
+        question = f"Calculate {a} {symbol} {b}. {ANSWER_INSTRUCTION}"
+        solution = f"{a} {symbol} {b} = {result}. The answer is {result}."
+        return ArithmeticProblem(question, str(result), solution, f"{operation}{digits}")
+    return make
 
 
 _NAMES = ("Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivan", "Jia", "Kofi", "Lena")
@@ -78,8 +69,8 @@ def _word(rng: random.Random) -> ArithmeticProblem:
     return ArithmeticProblem(question, str(final), solution, "word")
 
 
-_MAKERS = {"add1": _add(1), "add2": _add(2), "sub2": _sub(2), "add3": _add(3), "sub3": _sub(3), "add4": _add(4),
-           "mul2": _mul2, "word": _word}
+# a binary level names its operation and digits: "sub3" subtracts 3-digit numbers
+_MAKERS = {level: _binary(level[:3], int(level[3:])) for level in LEVELS if level != "word"} | {"word": _word}
 
 
 def _is_heldout(question: str) -> bool:
