@@ -26,32 +26,27 @@ class Family:
     display: str
     params: tuple[str, ...]
     integer: bool
-    scipy: Callable[[Params], "stats.rv_frozen"]
+    frozen: Callable[[Params], "stats.rv_frozen"]   # the scipy distribution at these parameters
     # (lower, upper) bound of the support; None means unbounded on that side.
     support: Callable[[Params], tuple[float | None, float | None]]
     # Returns the reason a parameter set is invalid, or None.
     check: Callable[[Params], str | None]
     grid_params: tuple[str, ...] = ()
-    from_grid: Callable[[Params], Params] | None = None
+    from_grid: Callable[[Params], Params] = dict   # grid parameters -> prompt parameters
     heldout: bool = False
 
     @property
     def grid_names(self) -> tuple[str, ...]:
         return self.grid_params or self.params
 
-    def frozen(self, params: Params) -> "stats.rv_frozen":
-        return self.scipy(params)
-
     def validate(self, params: Params) -> Params:
         """Return the parameters as floats, or raise InvalidParameters naming what is wrong."""
         missing = [p for p in self.params if p not in params]
         extra = [p for p in params if p not in self.params]
-        if missing:
-            raise InvalidParameters(f"{self.name}: missing parameter(s) {', '.join(missing)} "
-                                    f"(expects {', '.join(self.params)})")
-        if extra:
-            raise InvalidParameters(f"{self.name}: unknown parameter(s) {', '.join(extra)} "
-                                    f"(expects {', '.join(self.params)})")
+        for problem, names in (("missing", missing), ("unknown", extra)):
+            if names:
+                raise InvalidParameters(f"{self.name}: {problem} parameter(s) {', '.join(names)} "
+                                        f"(expects {', '.join(self.params)})")
         values = {p: float(params[p]) for p in self.params}
         bad = [p for p, v in values.items() if not math.isfinite(v)]
         if bad:
@@ -60,9 +55,6 @@ class Family:
         if reason:
             raise InvalidParameters(f"{self.name}: {reason}")
         return values
-
-    def params_from_grid(self, grid_values: Params) -> Params:
-        return self.from_grid(grid_values) if self.from_grid else dict(grid_values)
 
 
 # --- parameter checks ----------------------------------------------------------------------------

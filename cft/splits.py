@@ -80,7 +80,7 @@ def _axis_values(axis: dict, default_points: int) -> list[float]:
 def _grid_rows(fam: Family, block: dict, grids: dict) -> list[Params]:
     default_points = grids["linspace_points_1d" if len(fam.grid_names) == 1 else "linspace_points_2d_per_axis"]
     axes = [_axis_values(block[name], default_points) for name in fam.grid_names]
-    rows = [fam.params_from_grid(dict(zip(fam.grid_names, combo))) for combo in itertools.product(*axes)]
+    rows = [fam.from_grid(dict(zip(fam.grid_names, combo))) for combo in itertools.product(*axes)]
     limit = int(block.get("max_specs", 0))
     if 0 < limit < len(rows):  # thin evenly, as the reference code does
         rows = [rows[i] for i in np.linspace(0, len(rows) - 1, limit, dtype=int)]
@@ -88,7 +88,7 @@ def _grid_rows(fam: Family, block: dict, grids: dict) -> list[Params]:
 
 
 def _selected_rows(fam: Family, entries: list[dict]) -> list[Params]:
-    return [fam.params_from_grid({k: float(v) for k, v in e.items()}) for e in entries]
+    return [fam.from_grid({k: float(v) for k, v in e.items()}) for e in entries]
 
 
 def build_split(split: str, selection: str = "full", families: list[str] | None = None) -> list[TaskPrompt]:
