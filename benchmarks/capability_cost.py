@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.timing import timed  # noqa: E402
 from evaluators.gsm8k import gsm8k_capability, mean_and_se  # noqa: E402
 
 
@@ -31,12 +31,6 @@ def parse_args(argv=None):
     ap.add_argument("--generate-items", type=int, default=10, help="0: skip generation")
     ap.add_argument("--max-tokens", type=int, default=256)
     return ap.parse_args(argv)
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def main(argv=None) -> int:

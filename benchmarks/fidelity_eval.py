@@ -16,10 +16,10 @@ import math
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.timing import timed  # noqa: E402
 from cft.metrics import family_balanced  # noqa: E402
 from cft.splits import build_split  # noqa: E402
 from evaluators.client import Scorer  # noqa: E402
@@ -52,12 +52,6 @@ def toy_model(args, prompts, workdir: str) -> str:
     base = build_tiny_model(os.path.join(workdir, "tiny"))
     settings = ToyTraining(steps=args.toy_steps, num_decimals=args.num_decimals, max_bins=args.max_bins)
     return train_toy_model(str(base), os.path.join(workdir, "toy"), prompts, settings)
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def ratio(a: float, b: float) -> float:

@@ -18,11 +18,11 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.timing import timed  # noqa: E402
 from cft.metrics import family_balanced  # noqa: E402
 from evaluators.fidelity import exact_fidelity, split_prompts  # noqa: E402
 from evaluators.sampled import sampled_fidelity  # noqa: E402
@@ -41,12 +41,6 @@ def parse_args(argv=None):
     ap.add_argument("--samples", default="100,200,500", help="comma-separated samples per prompt")
     ap.add_argument("--toy-steps", type=int, default=12)
     return ap.parse_args(argv)
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def toy_adapter(model_dir: str, prompts, workdir: str, steps: int) -> str:
