@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -37,33 +38,25 @@ def _can_write_in(directory: Path) -> bool:
     return True
 
 
-def check_model_ref(ref: str, field: str = "model") -> None:
-    """A local model directory is complete; a hub id is in the local cache when offline."""
-    from models.resolve import ModelNotFound, check_model_ref as check
-
-    try:
-        check(ref)
-    except ModelNotFound as err:
-        raise PreflightError(f"{field}: {err}") from None
-
-
-def check_ray_address(address: str | None, field: str = "ray_address") -> None:
-    from trainers.ray_local import check_ray_address as check
-
-    try:
-        check(address)
-    except (ValueError, ConnectionError) as err:
-        raise PreflightError(f"{field}: {err}") from None
-
-
 def check_sweep(spec, address: str | None = None) -> None:
     """Everything the sweep can check before it takes its lock or starts Ray."""
+    from models.resolve import ModelNotFound, check_model_ref
+    from trainers.ray_local import check_ray_address
+
     check_storage(spec.storage)
     check_storage(spec.run_dir)
     for i, m in enumerate(spec.models):
-        check_model_ref(m.ref, f"models.{i}.ref")
-    if address:
-        check_ray_address(address, "--address")
-    else:
-        check_ray_address(spec.ray_address or os.environ.get("RAY_ADDRESS"),
-                          "ray_address" if spec.ray_address else "RAY_ADDRESS")
+        with _naming(f"models.{i}.ref", ModelNotFound):
+            check_model_ref(m.ref)
+    field = "--address" if address else "ray_address" if spec.ray_address else "RAY_ADDRESS"
+    with _naming(field, ValueError, ConnectionError):
+        check_ray_address(address or spec.ray_address or os.environ.get("RAY_ADDRESS"))
+
+
+@contextmanager
+def _naming(field: str, *errors: type[Exception]):
+    """Any of `errors` raised inside becomes a PreflightError naming `field`."""
+    try:
+        yield
+    except errors as err:
+        raise PreflightError(f"{field}: {err}") from None
