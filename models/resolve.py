@@ -75,13 +75,13 @@ def fetch_model(ref: str) -> str:
     touch the network."""
     if not is_hub_id(ref):
         return resolve_model(ref)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
     try:
         return snapshot_download(ref, ignore_patterns=SKIPPED_HUB_FILES)
     except Exception as err:   # offline, gated without HF_TOKEN, a typo: the hub's own message says which
-        raise ModelNotFound(f"{ref!r} could not be fetched from the Hugging Face hub into {_hub_cache()}: "
-                            f"{type(err).__name__}: {err}") from None
+        raise ModelNotFound(f"{ref!r} could not be fetched from the Hugging Face hub into "
+                            f"{constants.HF_HUB_CACHE}: {type(err).__name__}: {err}") from None
 
 
 def check_model_ref(ref: str) -> None:
@@ -98,22 +98,14 @@ def check_model_ref(ref: str) -> None:
 def check_hub_model_offline(ref: str) -> None:
     """Offline (HF_HUB_OFFLINE=1), a hub id must already be in the local cache; raise ModelNotFound in
     one line if it is not. Online this checks nothing (fetch_model downloads it, or says why not)."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants, snapshot_download
 
     if not is_hub_id(ref) or not constants.HF_HUB_OFFLINE:
         return
-    from huggingface_hub import snapshot_download
-
     try:
         check_model_dir(Path(snapshot_download(ref, local_files_only=True)), ref)
     except ModelNotFound:
         raise
     except Exception:
-        raise ModelNotFound(f"{ref!r} is not in the local Hugging Face cache ({_hub_cache()}) and HF_HUB_OFFLINE=1 "
-                            "forbids downloading it: check the name, or fetch it once online") from None
-
-
-def _hub_cache() -> str:
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_CACHE
+        raise ModelNotFound(f"{ref!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+                            "HF_HUB_OFFLINE=1 forbids downloading it: check the name, or fetch it once online") from None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -59,4 +58,3 @@ def ensure_smollm2(cache_dir: Path | None = None) -> Path:
 
 if __name__ == "__main__":
     print(ensure_smollm2())
-    sys.exit(0)
