@@ -58,21 +58,20 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
 
     store = RunStore(spec.run_dir)
     old = store.saved_spec()
+    if old is None and resume:
+        raise SpecError(f"--resume: nothing to resume at {store.root}")
     if old is not None:
         where = {"storage", "ray_address"}   # where a sweep runs, not what it is: a moved run resumes
         before, now = old.model_dump(exclude=where), spec.model_dump(exclude=where)
-        if before != now:
-            diff = sorted(k for k in now if before.get(k) != now[k])
-            if store.has_results():
-                raise SpecError(f"{store.root} holds sweep {old.name!r} with a different spec (fields: "
-                                f"{', '.join(diff)}); use another name or storage to start a new sweep")
-            print(f"note: {store.root} held a sweep that never scored anything; starting it with this spec "
-                  f"(changed: {', '.join(diff)})", flush=True)
-            write_json(store.root / "spec.json", spec.model_dump(mode="json"))
-    elif resume:
-        raise SpecError(f"--resume: nothing to resume at {store.root}")
-    else:
-        write_json(store.root / "spec.json", spec.model_dump(mode="json"))
+        if before == now:
+            return store
+        diff = sorted(k for k in now if before.get(k) != now[k])
+        if store.has_results():
+            raise SpecError(f"{store.root} holds sweep {old.name!r} with a different spec (fields: "
+                            f"{', '.join(diff)}); use another name or storage to start a new sweep")
+        print(f"note: {store.root} held a sweep that never scored anything; starting it with this spec "
+              f"(changed: {', '.join(diff)})", flush=True)
+    write_json(store.root / "spec.json", spec.model_dump(mode="json"))
     return store
 
 
