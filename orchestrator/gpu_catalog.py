@@ -51,10 +51,8 @@ INSTANCE_TYPES: dict[str, tuple[int, str, int]] = {
     "p4d.24xlarge": (8, "A100", 96), "p4de.24xlarge": (8, "A100-80G", 96),
     "p5.48xlarge": (8, "H100", 192), "p5e.48xlarge": (8, "H200", 192), "p5en.48xlarge": (8, "H200", 192),
     # GCP (machine types with built-in GPUs)
-    "a2-highgpu-1g": (1, "A100", 12), "a2-highgpu-2g": (2, "A100", 24), "a2-highgpu-4g": (4, "A100", 48),
-    "a2-highgpu-8g": (8, "A100", 96), "a2-megagpu-16g": (16, "A100", 96),
-    "a2-ultragpu-1g": (1, "A100-80G", 12), "a2-ultragpu-2g": (2, "A100-80G", 24),
-    "a2-ultragpu-4g": (4, "A100-80G", 48), "a2-ultragpu-8g": (8, "A100-80G", 96),
+    **{f"a2-highgpu-{n}g": (n, "A100", 12 * n) for n in (1, 2, 4, 8)}, "a2-megagpu-16g": (16, "A100", 96),
+    **{f"a2-ultragpu-{n}g": (n, "A100-80G", 12 * n) for n in (1, 2, 4, 8)},
     "a3-highgpu-8g": (8, "H100", 208), "a3-megagpu-8g": (8, "H100", 208), "a3-ultragpu-8g": (8, "H200", 224),
     "g2-standard-4": (1, "L4", 4), "g2-standard-8": (1, "L4", 8), "g2-standard-12": (1, "L4", 12),
     "g2-standard-16": (1, "L4", 16), "g2-standard-24": (2, "L4", 24), "g2-standard-32": (1, "L4", 32),
