@@ -142,7 +142,7 @@ def main() -> None:
             curves[name] = np.array([replay(land, name, seed, n, grid_trials, search.lr, search.mix)
                                      for seed in range(args.seeds)])
         print_curves(curves, args.trials)
-        print_trials_to_grid(curves, grid_trials, args.trials)
+        print_trials_to_grid(curves, grid_trials)
 
 
 def print_curves(curves: dict[str, np.ndarray], trials: int) -> None:
@@ -159,7 +159,7 @@ def print_curves(curves: dict[str, np.ndarray], trials: int) -> None:
         print(f"{k:2d} " + "".join(cells))
 
 
-def print_trials_to_grid(curves: dict[str, np.ndarray], grid_trials: int, trials: int) -> None:
+def print_trials_to_grid(curves: dict[str, np.ndarray], grid_trials: int) -> None:
     # 1e-4 below the grid's own: the recorded lr values carry 6 significant digits
     for label, target in (("the full grid's hypervolume", 1.0 - 1e-4), ("95% of it", 0.95)):
         print(f"trials to reach {label} (grid: {grid_trials} trials)")

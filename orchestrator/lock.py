@@ -15,6 +15,7 @@ runs it again), so the driver takes this lock before writing anything and keeps 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -80,11 +81,9 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         """Take the lock, or raise RunLocked naming the holder. Never blocks."""
-        try:
+        with contextlib.suppress(FileExistsError):
             self.root.mkdir(parents=True)
             self._created_root = True
-        except FileExistsError:
-            pass
         for _ in range(20):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -118,10 +117,8 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
         if self._created_root:   # a sweep that wrote nothing leaves no directory behind
-            try:
+            with contextlib.suppress(OSError):
                 self.root.rmdir()
-            except OSError:
-                pass
 
     def __enter__(self):
         return self.acquire()

@@ -94,8 +94,7 @@ def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT_
     if not sep or not port.isdigit():
         raise ValueError(f"{address!r} is not host:port (or auto)")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            pass
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as err:
         reason = f"no answer within {timeout:.0f} s" if isinstance(err, socket.timeout) else (err.strerror or str(err))
         raise ConnectionError(f"cannot reach a Ray cluster at {address} ({reason}); is its head node running "
