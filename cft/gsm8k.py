@@ -49,10 +49,6 @@ def _problem(question: str, answer: str, level: str) -> ArithmeticProblem:
     return ArithmeticProblem(question, hash_answer(solution), solution, level)
 
 
-def _order_key(question: str) -> bytes:
-    return hashlib.sha256(question.encode("utf-8")).digest()
-
-
 def template_of(question: str) -> str:
     """A question with its numbers and capitalised words (names, pronouns opening a sentence) blanked:
     what two problems made from one template share."""
@@ -61,7 +57,7 @@ def template_of(question: str) -> str:
 
 def capability_items(n: int) -> list[ArithmeticProblem]:
     """The first n test problems in the fixed hash order (gold solutions end `#### n`)."""
-    test = sorted(_load("test"), key=lambda qa: _order_key(qa[0]))
+    test = sorted(_load("test"), key=lambda qa: hashlib.sha256(qa[0].encode("utf-8")).digest())
     if not 1 <= n <= len(test):
         raise ValueError(f"gsm8k items must be in [1, {len(test)}] (got {n})")
     return [_problem(q, a, "gsm8k-test") for q, a in test[:n]]

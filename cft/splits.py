@@ -87,10 +87,6 @@ def _grid_rows(fam: Family, block: dict, grids: dict) -> list[Params]:
     return rows
 
 
-def _selected_rows(fam: Family, entries: list[dict]) -> list[Params]:
-    return [fam.from_grid({k: float(v) for k, v in e.items()}) for e in entries]
-
-
 def build_split(split: str, selection: str = "full", families: list[str] | None = None) -> list[TaskPrompt]:
     """All prompts of one split, in the YAML's family order."""
     if split not in SPLITS:
@@ -106,7 +102,7 @@ def build_split(split: str, selection: str = "full", families: list[str] | None 
         fam, entry = get_family(name), grids["families"][name]
         selected, grid = GRID_ENTRIES[split]
         if split != "train" and selection == "selected":
-            rows = _selected_rows(fam, entry[selected])
+            rows = [fam.from_grid({k: float(v) for k, v in e.items()}) for e in entry[selected]]
         else:
             rows = _grid_rows(fam, entry[grid], grids)
         prompts += [make_prompt(name, row, split) for row in rows]

@@ -56,17 +56,13 @@ class TokenTrie:
         return float(np.prod(picked))
 
 
-def tokenize_values(tokenizer, values: Sequence[str]) -> list[tuple[int, ...]]:
-    encoded = tokenizer(list(values), add_special_tokens=False)["input_ids"]
-    return [tuple(int(t) for t in ids) for ids in encoded]
-
-
 def build_trie(space: OutputSpace, tokenizer, end_id: int | None = None) -> TokenTrie:
     """The trie of a space's values, each ended by `end_id` (default: the turn terminator of the
     tokenizer's chat template with default ChatOptions; pass `turn_terminator(tokenizer, chat)` when
     the run's chat options differ, e.g. use_chat_template=False)."""
     end = turn_terminator(tokenizer, ChatOptions()) if end_id is None else end_id
-    return trie_from_tokens(tokenize_values(tokenizer, space.values), space.probs, int(end))
+    encoded = tokenizer(list(space.values), add_special_tokens=False)["input_ids"]
+    return trie_from_tokens([tuple(int(t) for t in ids) for ids in encoded], space.probs, int(end))
 
 
 def trie_from_tokens(value_tokens: Sequence[tuple[int, ...]], probs: np.ndarray, eos_id: int) -> TokenTrie:

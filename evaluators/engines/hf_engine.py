@@ -32,6 +32,8 @@ class HFEngine:
         torch_dtype = {"auto": torch.bfloat16 if self.device == "cuda" else torch.float32,
                        "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         self.tokenizer = AutoTokenizer.from_pretrained(model)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id   # generate() pads with it
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
         self.terminators = terminator_ids(model, self.tokenizer)   # generation stops at any of them
         self.peft = None                       # the PeftModel wrapping self.model, once an adapter loads
@@ -129,7 +131,7 @@ class HFEngine:
         rows = prompt.expand(count, -1)
         out = model.generate(
             input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=self._prompt_cache(model, prompt, count),
-            max_new_tokens=req.max_tokens, eos_token_id=self.terminators, pad_token_id=_pad_id(self.tokenizer),
+            max_new_tokens=req.max_tokens, eos_token_id=self.terminators, pad_token_id=self.pad_id,
             **sampling)
         return [completion_text(self.tokenizer, row[prompt.shape[1]:].tolist(), self.terminators) for row in out]
 
@@ -152,7 +154,3 @@ class HFEngine:
 
     def info(self) -> EngineInfo:
         return EngineInfo("hf", self.name, len(self.tokenizer), list(self.loaded.values()))
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
