@@ -70,10 +70,8 @@ def _flag_type(annotation) -> tuple[Any, list | None]:
     """The argparse type of a field's annotation, with choices for Literals."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _flag_type(args[0])
-    if origin in (typing.Union, types.UnionType) and len(args) == 1:
-        return _flag_type(args[0])
+    if origin is typing.Annotated or (origin in (typing.Union, types.UnionType) and len(args) == 1):
+        return _flag_type(args[0])   # the annotated type; X of `X | None`
     if origin is Literal:   # converted to the literals' type, e.g. "2" -> 2 for zero_stage
         return type(args[0]), list(args)
     if annotation in (bool, int, float, str):
