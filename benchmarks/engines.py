@@ -78,6 +78,7 @@ def engine_process(conn, engine: str, model: str, threads: int) -> None:
 
     from evaluators.client import Scorer
     from evaluators.fidelity import value_distributions
+    from evaluators.registry import engine_class
     from evaluators.sampled import sample_completions
 
     torch.set_num_threads(threads)
@@ -88,14 +89,7 @@ def engine_process(conn, engine: str, model: str, threads: int) -> None:
 
     def start():
         nonlocal scorer
-        if engine == "vllm":
-            from evaluators.engines.vllm_engine import VLLMEngine
-
-            scorer = Scorer(VLLMEngine(model, max_lora_rank=16))
-        else:
-            from evaluators.engines.hf_engine import HFEngine
-
-            scorer = Scorer(HFEngine(model))
+        scorer = Scorer(engine_class(engine)(model, max_lora_rank=16))   # the HF engine ignores the rank
         value_distributions(scorer, prompts[:1], None, decimals, 8)   # the adapter loads in the timed part
 
     def exact(chunk, adapter):

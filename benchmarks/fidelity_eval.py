@@ -41,10 +41,6 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def selected_prompts():
-    return build_split("test_unseen_params", "selected") + build_split("test_ood_family", "selected")
-
-
 def toy_model(args, prompts, workdir: str) -> str:
     from models.toy import ToyTraining, train_toy_model
     from models.tiny import build_tiny_model
@@ -75,7 +71,7 @@ def report(prompts, exact_rows, exact_s, sampled_rows, sampled_s, n):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    prompts = selected_prompts()
+    prompts = build_split("test_unseen_params", "selected") + build_split("test_ood_family", "selected")
     import ray
     from ray import serve
 

@@ -74,8 +74,7 @@ def build_settings(args) -> tuple[ScorerSettings, EvalSettings]:
 def print_result(result: dict, as_json: bool) -> None:
     """The full result as JSON, or the summary as one `metric value` line each."""
     if as_json:
-        json.dump(result, sys.stdout, indent=1, default=str)
-        print()
+        print(json.dumps(result, indent=1, default=str))
         return
     for key, value in sorted(result["summary"].items()):
         shown = "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.6g}"

@@ -44,8 +44,7 @@ def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     sections = []
     for cell in [f"{m.label}:{method}" for m, method in spec.cells]:
         done = all_trials[(all_trials["cell"] == cell) & (all_trials["status"] == "done")]
-        sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell] if not front.empty
-                                      else front, objectives))
+        sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell], objectives))
     page = _page(spec, run_dir, state or results.sweep_state(run_dir), results.progress(run_dir), sections,
                  all_trials, [n for n, _ in objectives])
     (out / "index.html").write_text(page)
