@@ -105,9 +105,8 @@ def replay(landscape: Landscape, sampler_name: str, seed: int, trials: int, budg
         return list(mean + se * rng.standard_normal(2))
 
     study.optimize(objective, n_trials=trials)   # optimize, not ask/tell: GridSampler stops the study when done
-    curve = [hypervolume(np.array(tried[:k]), landscape.reference) / landscape.grid_hv
-             for k in range(1, len(tried) + 1)]
-    return curve
+    return [hypervolume(np.array(tried[:k]), landscape.reference) / landscape.grid_hv
+            for k in range(1, len(tried) + 1)]
 
 
 def trials_to_reach(curve: list[float], target: float) -> float:

@@ -41,11 +41,8 @@ def mcq_balance(scorer: Scorer, n_questions: int, adapter: str | None = None, se
     requests = [GenerateRequest(scorer.prompt_ids(PROMPT.format(topic=t)), n=per_topic, temperature=1.0,
                                 max_tokens=max_tokens, seed=seed + i, adapter=adapter)
                 for i, t in enumerate(TOPICS)]
-    rows = []
-    for topic, outs in zip(TOPICS, scorer.generate(requests)):
-        letters = [parse_letter(o) for o in outs]
-        rows.append({"topic": topic, "n": len(outs), "letters": "".join(x or "-" for x in letters)})
-    return rows
+    return [{"topic": topic, "n": len(outs), "letters": "".join(parse_letter(o) or "-" for o in outs)}
+            for topic, outs in zip(TOPICS, scorer.generate(requests))]
 
 
 def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict], dict[str, float]]:

@@ -138,10 +138,8 @@ def summary(path: str | Path) -> dict:
     names = [o.name for o in spec.objectives]
     cells, front = progress(path), pareto(path)
     shown = ["key", "lr", "mix"] + [c for o in names for c in (o, f"{o}_se")]
-    out = []
-    for row in cells.to_dict("records"):
-        points = front[front["cell"] == row["cell"]][shown] if not front.empty else front.iloc[0:0]
-        out.append({**jsonable(row), "front": [jsonable(p) for p in points.to_dict("records")]})
+    out = [{**jsonable(row), "front": jsonable(front[front["cell"] == row["cell"]][shown].to_dict("records"))}
+           for row in cells.to_dict("records")]
     running = cells["running"].sum()
     total_eta = cells["eta_s"].sum(min_count=1) / max(1, running)
     return {"run_dir": str(Path(path).expanduser().resolve()), "sweep": spec.name, "state": sweep_state(path),

@@ -179,11 +179,9 @@ class VLLMEngine:
             return list(req.prompt_ids), SamplingParams(max_tokens=1, temperature=1.0, logprobs=req.k,
                                                         detokenize=False)
 
-        results = []
-        for out, req in zip(self._run(requests, build), requests):
-            top = out.outputs[0].logprobs[0]   # the top k plus the sampled token
-            results.append(sorted((math.exp(lp.logprob) for lp in top.values()), reverse=True)[:req.k])
-        return results
+        outputs = self._run(requests, build)   # each output's logprobs: the top k plus the sampled token
+        return [sorted((math.exp(lp.logprob) for lp in out.outputs[0].logprobs[0].values()), reverse=True)[:req.k]
+                for out, req in zip(outputs, requests)]
 
     def info(self) -> EngineInfo:
         return EngineInfo("vllm", self.name, len(self.tokenizer), sorted(self.lora_paths.values()))
