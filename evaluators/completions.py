@@ -96,12 +96,9 @@ def _json_safe(value):
 
 
 def score_completions(records: list[PromptCompletions]) -> dict:
-    rows = []
-    for rec in records:
-        metrics = sample_metrics(rec.prompt, rec.samples, rec.num_decimals)
-        rows.append({"line": rec.line, "family": rec.prompt.family, "key": rec.prompt.key,
-                     "num_decimals": rec.num_decimals,
-                     **{k: _json_safe(v) for k, v in metrics.items()}})
+    rows = [{"line": rec.line, "family": rec.prompt.family, "key": rec.prompt.key, "num_decimals": rec.num_decimals,
+             **{k: _json_safe(v) for k, v in sample_metrics(rec.prompt, rec.samples, rec.num_decimals).items()}}
+            for rec in records]
     summary = family_balanced(rows, SUMMARY_METRICS)
     summary |= {"n_prompts": len(rows), "n_families": len({r["family"] for r in rows})}
     return {"rows": rows, "summary": {k: _json_safe(v) for k, v in summary.items()}}

@@ -43,12 +43,10 @@ def empirical_tv(space: OutputSpace, completions: list[str]) -> float:
 def sampled_fidelity(scorer: Scorer, prompts: list[TaskPrompt], n: int, adapter: str | None = None,
                      seed: int = 0, max_tokens: int = 32, num_decimals: int = 5,
                      max_bins: int = 1001) -> list[dict]:
-    rows = []
-    for prompt, outs in zip(prompts, sample_completions(scorer, prompts, n, adapter, seed, max_tokens)):
-        space = build_output_space(prompt, num_decimals, max_bins)
-        rows.append({"split": prompt.split, "family": prompt.family, "key": prompt.key,
-                     **sample_metrics(prompt, outs, num_decimals), "tv": empirical_tv(space, outs)})
-    return rows
+    completions = sample_completions(scorer, prompts, n, adapter, seed, max_tokens)
+    return [{"split": p.split, "family": p.family, "key": p.key, **sample_metrics(p, outs, num_decimals),
+             "tv": empirical_tv(build_output_space(p, num_decimals, max_bins), outs)}
+            for p, outs in zip(prompts, completions)]
 
 
 def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict], dict[str, float]]:

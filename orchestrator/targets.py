@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         space = build_output_space(prompt, args.num_decimals, args.max_bins)
     except (ArithmeticError, ValueError, TypeError) as err:   # parameters far outside what the family handles
         print(f"error: cannot build the output space of {args.family}({', '.join(args.params)}): "
-              f"{type(err).__name__}: {err}",
-              file=sys.stderr)
+              f"{type(err).__name__}: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(space.as_dict()))
