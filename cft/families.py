@@ -131,14 +131,6 @@ def _hypergeom_support(p):
 
 # --- grid -> prompt parameter conversions ----------------------------------------------------------
 
-def _uniform_from_grid(g):
-    return {"a": g["a"], "b": g["a"] + g["width"]}
-
-
-def _triangular_from_grid(g):
-    return {"a": g["a"], "c": g["a"] + g["width"] * g["mode_fraction"], "b": g["a"] + g["width"]}
-
-
 def _hypergeom_from_grid(g):
     M = int(round(g["M"]))
     K = min(M, max(0, int(round(M * g["success_fraction"]))))
@@ -154,7 +146,7 @@ def _rounded(*names: str):
 _TRAIN = [
     Family("uniform", "Uniform", ("a", "b"), False,
            lambda p: stats.uniform(loc=p["a"], scale=p["b"] - p["a"]), _between("a", "b"), _less("a", "b"),
-           grid_params=("a", "width"), from_grid=_uniform_from_grid),
+           grid_params=("a", "width"), from_grid=lambda g: {"a": g["a"], "b": g["a"] + g["width"]}),
     Family("gaussian", "Gaussian", ("mu", "sigma"), False,
            lambda p: stats.norm(loc=p["mu"], scale=p["sigma"]), _real, _positive("sigma")),
     Family("beta", "Beta", ("alpha", "beta"), False,
@@ -174,7 +166,8 @@ _TRAIN = [
     Family("triangular", "Triangular", ("a", "c", "b"), False,
            lambda p: stats.triang((p["c"] - p["a"]) / (p["b"] - p["a"]), loc=p["a"], scale=p["b"] - p["a"]),
            _between("a", "b"), _all(_less("a", "b"), _less("a", "c", strict=False), _less("c", "b", strict=False)),
-           grid_params=("a", "width", "mode_fraction"), from_grid=_triangular_from_grid),
+           grid_params=("a", "width", "mode_fraction"),
+           from_grid=lambda g: {"a": g["a"], "c": g["a"] + g["width"] * g["mode_fraction"], "b": g["a"] + g["width"]}),
     Family("rayleigh", "Rayleigh", ("sigma",), False,
            lambda p: stats.rayleigh(scale=p["sigma"]), _nonneg, _positive("sigma")),
     Family("cauchy", "Cauchy", ("x0", "gamma"), False,
