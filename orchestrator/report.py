@@ -239,9 +239,8 @@ SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function
 
 def _page(spec, run_dir: Path, state: str, progress: pd.DataFrame, sections: list[str],
           all_trials: pd.DataFrame, names: list[str]) -> str:
-    shown = progress.assign(s_per_trial=progress["s_per_trial"].map(results.duration),
-                            eta_s=progress["eta_s"].map(results.duration))
-    shown = shown.rename(columns={"s_per_trial": "per trial", "eta_s": "ETA"})
+    durations = {"s_per_trial": "per trial", "eta_s": "ETA"}   # seconds, shown as 1h05m
+    shown = progress.assign(**{c: progress[c].map(results.duration) for c in durations}).rename(columns=durations)
     columns = [c for c in ["key", "cell", "status", "lr", "mix", *[x for n in names for x in (n, f"{n}_se")],
                            "train/loss", "train_wall_s", "eval_wall_s", "error"] if c in all_trials.columns]
     title = f"CFT sweep {html.escape(spec.name)}"
