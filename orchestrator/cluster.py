@@ -86,6 +86,24 @@ def max_concurrent_trials(spec, cluster_yaml: str | None = None) -> int:
     return concurrency_from_totals(spec, total.get("CPU", 0), total.get("GPU", 0))
 
 
+def trial_loads(spec, cluster_yaml: str | None = None) -> tuple[dict[str, dict], dict[str, float]]:
+    """Per cell, the node type its trials train on, their GPUs and expected wall hours; per node type,
+    the GPUs its trials may hold at once (orchestrator.plan trial_pools). From the cluster-launcher
+    YAML; without one (the embedded cluster, one pool) nothing: the searcher goes round robin."""
+    cluster_yaml = cluster_yaml or _cluster_yaml
+    if not cluster_yaml:
+        return {}, {}
+    from orchestrator.plan import plan_for
+
+    try:
+        plan = plan_for(spec, cluster_yaml)
+    except Exception:   # max_concurrent_trials warned already; an estimate must not stop the sweep
+        return {}, {}
+    loads = {c["cell"]: {"pool": c["training"]["node_type"], "gpus": c["training_gpus"],
+                         "hours": c["hours_per_trial"] or 0.0} for c in plan["cells"] if c["fits"]}
+    return loads, {name: p["trial_gpus"] for name, p in plan["pools"].items()}
+
+
 def concurrency_from_totals(spec, cpus: float, gpus: float) -> int:
     """Trials a fixed-size cluster of `cpus` and `gpus` holds next to the scorer replicas (the embedded
     local cluster, or a cluster whose launcher YAML is unknown)."""
