@@ -27,3 +27,30 @@ def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
     # always-on scorers take 6 of the 8 A10Gs for the whole sweep
     assert to_zero["max_concurrent_trials"] > always_on["max_concurrent_trials"]
     assert all(s["node_type"] == "gpu_a10g" for s in to_zero["scorers"])   # still placed, for the fit check
+
+
+def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_path):
+    """The 8B and 14B train on A100s and are scored over 2 A10Gs: the A10Gs' trials leave 2 free."""
+    small = yaml.safe_load(Path(CLUSTER).read_text())
+    small["available_node_types"]["gpu_a10g"]["max_workers"] = 2
+    small["available_node_types"]["gpu_a100"]["max_workers"] = 1
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(small))
+    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
+    plan = plan_for(spec, str(tmp_path / "cluster.yaml"))
+    assert plan["pools"] == {"gpu_a10g": {"trial_gpus": 6.0, "reserved_for_scorers": 2.0},
+                             "gpu_a100": {"trial_gpus": 8.0, "reserved_for_scorers": 0.0}}
+    # 6 one-GPU A10G trials and 4 two-GPU A100 trials (the 8B's) at most
+    assert plan["max_concurrent_trials"] == 10
+
+
+def test_idle_replicas_are_seen_idle_within_the_delay():
+    """Serve's 30 s look-back and 10 s reports would hold an idle replica 40 s past a short delay."""
+    from ray.serve.config import AutoscalingConfig
+
+    from evaluators.service import idle_autoscaling
+
+    short = AutoscalingConfig(**idle_autoscaling(1, 1.0))
+    assert short.min_replicas == 0 and short.downscale_to_zero_delay_s == 1.0
+    assert short.metrics_interval_s < short.look_back_period_s <= 1.0
+    long = AutoscalingConfig(**idle_autoscaling(2, 600.0))
+    assert (long.look_back_period_s, long.metrics_interval_s, long.max_replicas) == (30.0, 10.0, 2)
