@@ -86,10 +86,11 @@ def max_concurrent_trials(spec, cluster_yaml: str | None = None) -> int:
     return concurrency_from_totals(spec, total.get("CPU", 0), total.get("GPU", 0))
 
 
-def trial_loads(spec, cluster_yaml: str | None = None) -> tuple[dict[str, dict], dict[str, float]]:
+def trial_loads(spec, cluster_yaml: str | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
     """Per cell, the node type its trials train on, their GPUs and expected wall hours; per node type,
-    the GPUs its trials may hold at once (orchestrator.plan trial_pools). From the cluster-launcher
-    YAML; without one (the embedded cluster, one pool) nothing: the searcher goes round robin."""
+    the GPUs its trials may hold at once and the scorers' reserve (orchestrator.plan trial_pools). From
+    the cluster-launcher YAML; without one (the embedded cluster, one pool) nothing: the searcher goes
+    round robin."""
     cluster_yaml = cluster_yaml or _cluster_yaml
     if not cluster_yaml:
         return {}, {}
@@ -101,7 +102,7 @@ def trial_loads(spec, cluster_yaml: str | None = None) -> tuple[dict[str, dict],
         return {}, {}
     loads = {c["cell"]: {"pool": c["training"]["node_type"], "gpus": c["training_gpus"],
                          "hours": c["hours_per_trial"] or 0.0} for c in plan["cells"] if c["fits"]}
-    return loads, {name: p["trial_gpus"] for name, p in plan["pools"].items()}
+    return loads, plan["pools"]
 
 
 def concurrency_from_totals(spec, cpus: float, gpus: float) -> int:

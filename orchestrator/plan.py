@@ -352,9 +352,11 @@ def trial_pools(spec, pool: Pool, scorers: dict, cells: list[dict], trial_shapes
     what the type has at its largest, less the always-on scorers' GPUs, less a reserve for the largest
     scale-to-zero replica that a finished trial's own freed GPUs there cannot hold (a model trained on
     another type, or on fewer GPUs than its replica). Without the reserve, trials filling the type
-    would leave such a trial waiting, for as long as a trial there runs, for its score."""
+    would leave such a trial waiting, for as long as a trial there runs, for its score. `reserved_for`
+    names the cells whose scores need the reserve: once they are done, it goes to trials too."""
     free = {name: sum(gpus for gpus, _ in nodes) for name, nodes in pool.free.items()}
     reserve = {name: 0.0 for name in free}
+    needing: dict[str, list[str]] = {name: [] for name in free}
     for label, s in scorers.items():
         engine = spec.evaluation_for(label)
         if engine.release_idle_after_s is None or s["node_type"] is None or s["problem"]:
@@ -366,9 +368,10 @@ def trial_pools(spec, pool: Pool, scorers: dict, cells: list[dict], trial_shapes
                            for c in own)
         if not frees_enough:
             reserve[s["node_type"]] = max(reserve[s["node_type"]], replica_gpus)
+            needing[s["node_type"]] += [c["cell"] for c in own]
     trains = {c["training"]["node_type"] for c in cells}
-    return {name: {"trial_gpus": max(0.0, free[name] - reserve[name]), "reserved_for_scorers": reserve[name]}
-            for name in free if name in trains}
+    return {name: {"trial_gpus": max(0.0, free[name] - reserve[name]), "reserved_for_scorers": reserve[name],
+                   "reserved_for": needing[name]} for name in free if name in trains}
 
 
 def pool_holds(pools: dict, cells: list[dict], trial_shapes: dict[str, Shape]) -> int | None:

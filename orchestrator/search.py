@@ -278,12 +278,14 @@ class CellSearcher(Searcher):
     runs its reruns (unfinished trials of an earlier run), then asks its study for new trials, under
     keys that no existing record uses. `loads` and `pool_gpus` (the GPUs trials may hold at once on each
     node type) order the cells and hold a trial back while its node type is full (see the module
-    docstring)."""
+    docstring); `scorer_reserves` (node type -> GPUs kept for scorer replicas, and the cells whose
+    scores need them) goes to that type's trials once those cells have no trial left to run or score."""
 
     def __init__(self, studies: CellStudies, remaining: dict[Cell, int], objectives: list[str],
                  reruns: dict[Cell, list[Rerun]] | None = None, taken_keys: set[str] = frozenset(),
                  seed: int = 0, should_stop=lambda: False, loads: dict[Cell, CellLoad] | None = None,
-                 pool_gpus: dict[str, float] | None = None):
+                 pool_gpus: dict[str, float] | None = None,
+                 scorer_reserves: dict[str, tuple[float, set[Cell]]] | None = None):
         super().__init__(metric=None, mode=None)
         self.studies, self.objectives = studies, objectives
         self.remaining = dict(remaining)
@@ -295,6 +297,7 @@ class CellSearcher(Searcher):
         self.should_stop = should_stop   # true once the sweep is interrupted: hand out no more trials
         self.loads = {c: (loads or {}).get(c, CellLoad()) for c in remaining}
         self.pool_gpus = dict(pool_gpus or {})
+        self.scorer_reserves = dict(scorer_reserves or {})
         studies.name_metrics(objectives)
 
     @property
@@ -338,11 +341,21 @@ class CellSearcher(Searcher):
         """Whether the cell's node type has GPUs for one more of its trials. A node type with nothing
         live always takes one, so a trial larger than its budget still runs."""
         load = self.loads[cell]
-        budget = self.pool_gpus.get(load.pool) if load.pool else None
+        budget = self.budget(load.pool) if load.pool else None
         if budget is None:
             return True
         used = self.pool_in_use(load.pool)
         return used == 0 or used + load.gpus <= budget + 1e-9
+
+    def budget(self, pool: str) -> float | None:
+        """GPUs the node type's trials may hold now: its budget, and its scorers' reserve once no cell
+        that needs it has a trial to run or being run."""
+        if pool not in self.pool_gpus:
+            return None
+        reserve, needing = self.scorer_reserves.get(pool, (0.0, set()))
+        live = {c for c, _ in self.live.values()}
+        in_need = any(self.remaining.get(c, 0) > 0 or c in live for c in needing)
+        return self.pool_gpus[pool] + (0.0 if in_need else reserve)
 
     def _ask_new(self, cell: Cell) -> tuple[int, float, float]:
         """A new trial whose key no record has (a study reset behind the records' back would otherwise

@@ -128,11 +128,15 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
     again = [r.key for rs in reruns.values() for r in rs]
     print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})"
           + (f"; running again first: {', '.join(again)}" if again else ""), flush=True)
-    loads, pool_gpus = trial_loads(spec)
+    loads, pools = trial_loads(spec)
+    by_name = {c.name: c for c in remaining}
     searcher = CellSearcher(studies, remaining, [o.name for o in spec.objectives], reruns, taken_keys(store),
                             spec.seed, should_stop=lambda: interruption.requested,
                             loads={c: CellLoad(**loads[c.name]) for c in remaining if c.name in loads},
-                            pool_gpus=pool_gpus)
+                            pool_gpus={name: p["trial_gpus"] for name, p in pools.items()},
+                            scorer_reserves={name: (p["reserved_for_scorers"],
+                                                    {by_name[n] for n in p["reserved_for"] if n in by_name})
+                                             for name, p in pools.items() if p["reserved_for_scorers"]})
     context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, baselines=baselines)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)

@@ -37,8 +37,10 @@ def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(small))
     spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
     plan = plan_for(spec, str(tmp_path / "cluster.yaml"))
-    assert plan["pools"] == {"gpu_a10g": {"trial_gpus": 6.0, "reserved_for_scorers": 2.0},
-                             "gpu_a100": {"trial_gpus": 8.0, "reserved_for_scorers": 0.0}}
+    assert plan["pools"]["gpu_a100"] == {"trial_gpus": 8.0, "reserved_for_scorers": 0.0, "reserved_for": []}
+    a10g = plan["pools"]["gpu_a10g"]
+    assert (a10g["trial_gpus"], a10g["reserved_for_scorers"]) == (6.0, 2.0)
+    assert sorted(a10g["reserved_for"]) == ["qwen3-14b:hard", "qwen3-14b:soft", "qwen3-8b:hard", "qwen3-8b:soft"]
     # 6 one-GPU A10G trials and 4 two-GPU A100 trials (the 8B's) at most
     assert plan["max_concurrent_trials"] == 10
 

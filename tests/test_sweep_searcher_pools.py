@@ -53,3 +53,15 @@ def test_a_full_node_type_holds_its_cells_back_while_another_type_goes_on(tmp_pa
 def test_a_trial_larger_than_its_budget_still_runs_alone(tmp_path):
     searcher = _searcher(tmp_path, {BIG: 2}, {BIG: CellLoad("a100", 8, 1.0)}, {"a100": 4})
     assert _cells(searcher, 2) == [("large", "hard"), None]
+
+
+def test_the_scorers_reserve_goes_to_trials_once_the_cells_needing_it_are_done(tmp_path):
+    """BIG trains elsewhere and is scored on the A10Gs, which keep 2 GPUs for that while BIG runs."""
+    loads = {BIG: CellLoad("a100", 8, 1.0), SHORT: CellLoad("a10g", 1, 0.1)}
+    searcher = _searcher(tmp_path, {BIG: 1, SHORT: 5}, loads, {"a100": 8, "a10g": 2})
+    searcher.scorer_reserves = {"a10g": (2.0, {BIG})}
+    assert _cells(searcher, 4) == [("large", "hard"), ("small", "soft"), ("small", "soft"), None]
+    big = next(t for t, (cell, _) in searcher.live.items() if cell == BIG)
+    searcher.on_trial_complete(big, {"a": 1.0, "b": 2.0})
+    assert searcher.budget("a10g") == 4.0
+    assert _cells(searcher, 3) == [("small", "soft"), ("small", "soft"), None]   # 4 live: full again
