@@ -101,7 +101,8 @@ def trial_loads(spec, cluster_yaml: str | None = None) -> tuple[dict[str, dict],
     except Exception:   # max_concurrent_trials warned already; an estimate must not stop the sweep
         return {}, {}
     loads = {c["cell"]: {"pool": c["training"]["node_type"], "gpus": c["training_gpus"],
-                         "hours": c["hours_per_trial"] or 0.0} for c in plan["cells"] if c["fits"]}
+                         "hours": c["hours_per_trial"] or 0.0, "scorer_pool": c["scoring"]["node_type"]}
+             for c in plan["cells"] if c["fits"]}
     return loads, plan["pools"]
 
 

@@ -61,6 +61,7 @@ class CellLoad:
     pool: str | None = None   # the node type its training lands on; None: not known, not limited
     gpus: float = 0.0         # GPUs one trial trains on
     hours: float = 0.0        # its expected wall hours (0: not costed)
+    scorer_pool: str | None = None   # the node type its scorer replicas land on
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ class CellSearcher(Searcher):
         self.seed = seed
         self.started = {c: 0 for c in remaining}
         self.live: dict[str, tuple[Cell, int]] = {}
+        self.scoring: set[str] = set()   # live trials done training, their GPUs given back
         self.should_stop = should_stop   # true once the sweep is interrupted: hand out no more trials
         self.loads = {c: (loads or {}).get(c, CellLoad()) for c in remaining}
         self.pool_gpus = dict(pool_gpus or {})
@@ -335,7 +337,18 @@ class CellSearcher(Searcher):
                 cell.name)
 
     def pool_in_use(self, pool: str) -> float:
-        return sum(self.loads[c].gpus for c, _ in self.live.values() if self.loads[c].pool == pool)
+        return sum(self.loads[c].gpus for t, (c, _) in self.live.items()
+                   if self.loads[c].pool == pool and t not in self.scoring)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """A trial done training (orchestrator.trial reports it) gave its GPUs back: they go to the next
+        trial while it waits for its score, unless its scorer runs on the same node type (then the GPUs
+        it freed are where its replica starts, and a new trial would take them)."""
+        if result.get("phase") != "trained" or trial_id not in self.live:
+            return
+        load = self.loads[self.live[trial_id][0]]
+        if load.scorer_pool is not None and load.scorer_pool != load.pool:
+            self.scoring.add(trial_id)
 
     def has_room(self, cell: Cell) -> bool:
         """Whether the cell's node type has GPUs for one more of its trials. A node type with nothing
@@ -369,6 +382,7 @@ class CellSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         cell, number = self.live.pop(trial_id)
+        self.scoring.discard(trial_id)
         if self.interrupted and not result:
             self.studies.label(cell, number, status="interrupted")
             return   # stopped by the interruption: the trial stays open and reruns on resume

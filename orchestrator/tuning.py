@@ -1,5 +1,6 @@
 """The Ray Tune experiment of a sweep: one run over all cells, FIFO (no early stopping, which would
-feed truncated scores into the fronts), each trial reporting once.
+feed truncated scores into the fronts), each trial reporting its result once (and, before scoring,
+that it is done training: orchestrator.trial).
 
 Before it starts, the run directory's trial records are reconciled with the Optuna studies (the
 records win): an unreadable record is set aside and its trial reruns, a missing or corrupt optuna.db

@@ -65,3 +65,14 @@ def test_the_scorers_reserve_goes_to_trials_once_the_cells_needing_it_are_done(t
     searcher.on_trial_complete(big, {"a": 1.0, "b": 2.0})
     assert searcher.budget("a10g") == 4.0
     assert _cells(searcher, 3) == [("small", "soft"), ("small", "soft"), None]   # 4 live: full again
+
+
+def test_a_trial_waiting_for_a_score_elsewhere_gives_its_gpus_to_the_next(tmp_path):
+    loads = {BIG: CellLoad("a100", 8, 1.0, scorer_pool="a10g"), SHORT: CellLoad("a10g", 1, 0.1, scorer_pool="a10g")}
+    searcher = _searcher(tmp_path, {BIG: 2, SHORT: 2}, loads, {"a100": 8, "a10g": 1})
+    assert _cells(searcher, 3) == [("large", "hard"), ("small", "soft"), None]
+    for trial_id in list(searcher.live):
+        searcher.on_trial_result(trial_id, {"phase": "trained", "trial_key": "k"})
+    # the A100s are free while BIG is scored on the A10Gs; SHORT's A10G is where its own scorer starts
+    assert searcher.pool_in_use("a100") == 0 and searcher.pool_in_use("a10g") == 1
+    assert _cells(searcher, 2) == [("large", "hard"), None]
