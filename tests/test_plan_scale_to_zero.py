@@ -56,3 +56,19 @@ def test_idle_replicas_are_seen_idle_within_the_delay():
     assert short.metrics_interval_s < short.look_back_period_s <= 1.0
     long = AutoscalingConfig(**idle_autoscaling(2, 600.0))
     assert (long.look_back_period_s, long.metrics_interval_s, long.max_replicas) == (30.0, 10.0, 2)
+
+
+def test_the_sweep_plans_once_for_its_concurrency_and_its_loads(tmp_path, monkeypatch):
+    from orchestrator import cluster, plan
+
+    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
+    calls = []
+    real = plan.plan_for
+    monkeypatch.setattr(plan, "plan_for", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(cluster, "_plans", {})
+    concurrency = cluster.max_concurrent_trials(spec, CLUSTER)
+    loads, pools = cluster.trial_loads(spec, CLUSTER)
+    assert len(calls) == 1 and concurrency >= 1
+    assert loads["qwen3-14b:hard"]["pool"] == "gpu_a100" and loads["qwen3-14b:hard"]["scorer_pool"] == "gpu_a10g"
+    assert loads["qwen3-14b:hard"]["gpus"] == 4 and loads["qwen3-4b:hard"]["hours"] > loads["qwen3-4b:soft"]["hours"]
+    assert set(pools) == {"gpu_a10g", "gpu_a100"}
