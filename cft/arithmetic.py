@@ -158,6 +158,14 @@ def grade_flexible(output: str, answer: str) -> bool:
     return bool(numbers) and canonical_number(numbers[-1]) == canonical_number(answer)
 
 
+def graded(output: str | None, answer: str, strict: Callable[[str, str], bool]) -> dict:
+    """A greedy answer's grades, 1.0 or 0.0: `strict` (grade_strict or grade_stated, the format's own match) and
+    flexible. An answer cut off by max_tokens before EOS (None) is marked truncated and graded as wrong."""
+    text = output or ""
+    return {"output": text, "truncated": output is None, "strict": float(strict(text, answer)),
+            "flexible": float(grade_flexible(text, answer))}
+
+
 def load_gsm8k_jsonl(path: str | Path) -> list[ArithmeticProblem]:
     """Load a local GSM8K-format file: one JSON object a line with `question` and `answer`
     (the answer being a worked solution ending in `#### n`)."""

@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 import re
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 
@@ -105,8 +106,5 @@ def gsm8k_replay_problems(n: int | None = None, seed: int = 0) -> list[Arithmeti
     test_templates = {template_of(q) for q, _ in _load("test")}
     indices = [i for i, (q, _) in enumerate(train) if i not in reserved and template_of(q) not in test_templates]
     random.Random(f"gsm8k-replay-{seed}").shuffle(indices)
-    out = []
-    for i in indices[:n]:
-        problem = _problem(*train[i], "gsm8k")
-        out.append(ArithmeticProblem(problem.question, problem.answer, replay_solution(problem.solution), "gsm8k"))
-    return out
+    problems = [_problem(*train[i], "gsm8k") for i in indices[:n]]
+    return [replace(p, solution=replay_solution(p.solution)) for p in problems]

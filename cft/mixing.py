@@ -19,6 +19,7 @@ fraction of any run is `mix` within binomial sampling error. The whole stream is
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -63,12 +64,6 @@ def mixed_stream(n_items: int, mix: float, calib_families: Sequence[str], seed: 
     per_epoch = len(calib_families) * copies
     epochs = -(-n_calib // per_epoch)
     calib = np.concatenate([epoch_order(calib_families, seed, e, copies) for e in range(epochs)] or [[]])
-    items, next_calib, next_replay = [], 0, 0
-    for replay in is_replay:
-        if replay:
-            items.append(StreamItem("replay", next_replay))
-            next_replay += 1
-        else:
-            items.append(StreamItem("calib", int(calib[next_calib])))
-            next_calib += 1
-    return items
+    calib_order, replay_order = iter(calib), itertools.count()   # each slot takes the next of its kind
+    return [StreamItem("replay", next(replay_order)) if replay else StreamItem("calib", int(next(calib_order)))
+            for replay in is_replay]

@@ -9,6 +9,7 @@ their support (or its central window) with the pmf, tails folded into the edge v
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -103,15 +104,9 @@ def _continuous_space(dist, lo, hi, num_decimals, max_bins) -> OutputSpace:
 
 
 def _merge_equal_strings(strings: list[str], probs: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
-    values: list[str] = []
-    merged: list[float] = []
-    for s, p in zip(strings, probs):
-        if values and values[-1] == s:
-            merged[-1] += p
-        else:
-            values.append(s)
-            merged.append(p)
-    return tuple(values), np.array(merged)
+    """Adjacent equal strings become one value holding their summed mass."""
+    runs = [(s, sum(p for _, p in run)) for s, run in itertools.groupby(zip(strings, probs), key=lambda sp: sp[0])]
+    return tuple(s for s, _ in runs), np.array([p for _, p in runs])
 
 
 def _normalised(probs: np.ndarray) -> np.ndarray:

@@ -21,6 +21,9 @@ from cft.families import Family, Params, get_family
 SPLITS = ("train", "test_unseen_params", "test_ood_family")
 EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")   # never trained on
 SELECTIONS = ("full", "selected")
+# each split's entries in a family's grids: (its paper-selected prompts, its full grid); train has only a grid
+GRID_ENTRIES = {"train": (None, "train"), "test_unseen_params": ("test_selected", "test_unseen"),
+                "test_ood_family": ("ood_selected", "ood")}
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,10 @@ def build_split(split: str, selection: str = "full", families: list[str] | None 
         if families is not None and name not in families:
             continue
         fam, entry = get_family(name), grids["families"][name]
-        if split == "train":
-            rows = _grid_rows(fam, entry["train"], grids)
-        elif split == "test_unseen_params":
-            rows = (_selected_rows(fam, entry["test_selected"]) if selection == "selected"
-                    else _grid_rows(fam, entry["test_unseen"], grids))
+        selected, grid = GRID_ENTRIES[split]
+        if split != "train" and selection == "selected":
+            rows = _selected_rows(fam, entry[selected])
         else:
-            rows = (_selected_rows(fam, entry["ood_selected"]) if selection == "selected"
-                    else _grid_rows(fam, entry["ood"], grids))
+            rows = _grid_rows(fam, entry[grid], grids)
         prompts += [make_prompt(name, row, split) for row in rows]
     return prompts

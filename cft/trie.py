@@ -16,18 +16,12 @@ sparse targets by numpy indexing alone (no Python loop per token):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from cft.output_space import OutputSpace
 from cft.prompts import ChatOptions, turn_terminator
-
-
-class Tokenizer(Protocol):
-    eos_token_id: int
-
-    def __call__(self, texts, add_special_tokens: bool = ...) -> dict: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,10 +32,6 @@ class TokenTrie:
     node_ids: np.ndarray     # [n_nodes, K] next-token ids at each node, padded with 0
     node_probs: np.ndarray   # [n_nodes, K] q(token | node), padded with 0
     paths: np.ndarray        # [n_values, max_len + 1] node index before each token of value+EOS, -1 pad
-
-    @property
-    def n_nodes(self) -> int:
-        return self.node_ids.shape[0]
 
     def path_targets(self, value_indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sparse soft targets along the paths of the given values.

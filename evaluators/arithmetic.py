@@ -8,7 +8,7 @@ it measures how well replay was learnt, NOT capability. The capability axis is e
 
 from __future__ import annotations
 
-from cft.arithmetic import grade_flexible, grade_stated, heldout_problems
+from cft.arithmetic import grade_stated, graded, heldout_problems
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest
 
@@ -19,14 +19,8 @@ def arithmetic_accuracy(scorer: Scorer, n: int, adapter: str | None = None, seed
     problems = heldout_problems(n, seed)
     requests = [GenerateRequest(scorer.prompt_ids(p.question), n=1, temperature=0.0, max_tokens=max_tokens,
                                 adapter=adapter) for p in problems]
-    rows = []
-    for problem, (output,) in zip(problems, scorer.generate(requests)):
-        text = output or ""
-        rows.append({"level": problem.level, "question": problem.question, "answer": problem.answer,
-                     "output": text, "truncated": output is None,
-                     "strict": float(grade_stated(text, problem.answer)),
-                     "flexible": float(grade_flexible(text, problem.answer))})
-    return rows
+    return [{"level": p.level, "question": p.question, "answer": p.answer, **graded(output, p.answer, grade_stated)}
+            for p, (output,) in zip(problems, scorer.generate(requests))]
 
 
 def run(scorer: Scorer, settings, adapter: str | None = None) -> tuple[list[dict], dict[str, float]]:

@@ -21,11 +21,9 @@ log = logging.getLogger(__name__)
 
 def _retryable() -> tuple[type[BaseException], ...]:
     from ray import exceptions as rx
-    from ray.serve import exceptions as sx
+    from ray.serve.exceptions import DeploymentUnavailableError
 
-    kinds = [rx.RayActorError, rx.ActorUnavailableError]
-    kinds += [getattr(sx, n) for n in ("DeploymentUnavailableError",) if hasattr(sx, n)]
-    return tuple(kinds)
+    return rx.RayActorError, rx.ActorUnavailableError, DeploymentUnavailableError
 
 
 class Scorer:

@@ -53,8 +53,7 @@ def exact_fidelity(scorer: Scorer, prompts: list[TaskPrompt], adapter: str | Non
 
 
 def split_prompts(settings) -> list[TaskPrompt]:
-    families = list(settings.families) if settings.families else None
-    return [p for split in settings.splits for p in build_split(split, settings.selection, families)]
+    return [p for split in settings.splits for p in build_split(split, settings.selection, settings.families)]
 
 
 def split_summary(prefix: str, rows: list[dict], metrics, splits) -> dict[str, float]:

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from cft.arithmetic import ArithmeticProblem, grade_flexible, grade_strict
+from cft.arithmetic import ArithmeticProblem, grade_strict, graded
 from cft.gsm8k import capability_items, capability_prompt
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest, ScoreRequest
@@ -48,10 +48,7 @@ def gsm8k_capability(scorer: Scorer, n: int, adapter: str | None = None, shots: 
             for i, (item, (lp, k)) in enumerate(zip(items, gold_logprobs(scorer, items, prompts, adapter)))]
     if generate:
         for row, output in zip(rows, greedy_answers(scorer, prompts, adapter, max_tokens)):
-            text = output or ""
-            row |= {"output": text, "truncated": output is None,
-                    "strict": float(grade_strict(text, row["answer"])),
-                    "flexible": float(grade_flexible(text, row["answer"]))}
+            row |= graded(output, row["answer"], grade_strict)
     return rows
 
 

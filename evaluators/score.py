@@ -71,10 +71,15 @@ def build_settings(args) -> tuple[ScorerSettings, EvalSettings]:
     return scorer, config.eval_settings()
 
 
-def print_summary(result: dict, out=sys.stdout) -> None:
+def print_result(result: dict, as_json: bool) -> None:
+    """The full result as JSON, or the summary as one `metric value` line each."""
+    if as_json:
+        json.dump(result, sys.stdout, indent=1, default=str)
+        print()
+        return
     for key, value in sorted(result["summary"].items()):
         shown = "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.6g}"
-        print(f"{key:50s} {shown}", file=out)
+        print(f"{key:50s} {shown}")
 
 
 def main(argv=None) -> int:
@@ -89,11 +94,7 @@ def main(argv=None) -> int:
     with stdout_to_stderr():   # Ray, vLLM and DeepSpeed print on stdout; keep it for the result
         status, result = run(args, scorer_settings, eval_settings)
     if result is not None:
-        if args.json:
-            json.dump(result, sys.stdout, indent=1, default=str)
-            print()
-        else:
-            print_summary(result)
+        print_result(result, args.json)
     return status
 
 
@@ -105,11 +106,7 @@ def score_file(args) -> int:
     except (CompletionsFormatError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.json:
-        json.dump(result, sys.stdout, indent=1)
-        print()
-    else:
-        print_summary(result)
+    print_result(result, args.json)
     return 0
 
 

@@ -93,14 +93,14 @@ class RunLock:
                 if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     holder = _read(fd)
                     os.close(fd)
-                    raise RunLocked(self._refusal(holder)) from None
+                    raise RunLocked(in_use(self.root, holder)) from None
             if not _same_file(fd, self.path):   # released and removed while we opened it: retry
                 os.close(fd)
                 continue
             holder = _read(fd)
             if holder and holder.get("pid") != os.getpid() and holder_is_alive(holder):
                 os.close(fd)   # flock is not enforced here, but its holder lives
-                raise RunLocked(self._refusal(holder))
+                raise RunLocked(in_use(self.root, holder))
             self.taken_over = holder or None
             self._fd = fd
             self._holder = self._me()
@@ -114,10 +114,7 @@ class RunLock:
             return
         self._stop.set()
         with self._io:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
         if self._created_root:   # a sweep that wrote nothing leaves no directory behind
@@ -131,9 +128,6 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
-
-    def _refusal(self, holder: dict | None) -> str:
-        return in_use(self.root, holder)
 
     def _me(self) -> dict:
         now = time.time()

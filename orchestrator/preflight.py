@@ -16,11 +16,7 @@ class PreflightError(ValueError):
 def check_storage(storage: str, field: str = "storage") -> Path:
     """The storage directory exists, or can be created, and is writable; returns it normalised."""
     path = Path(storage).expanduser().absolute()
-    existing = path
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path(path.anchor))   # the deepest one there
     if not existing.is_dir():
         what = "is a file" if existing == path else f"cannot be created: {existing} is a file"
         raise PreflightError(f"{field}: {storage!r} {what}; give a directory")

@@ -121,26 +121,24 @@ def _importance_block(spec, cell: str, names: list[str]) -> str:
     return f"<p class=note>lr / mix importance: {html.escape('; '.join(reasons))}.</p>"
 
 
-def _pyplot():
-    import matplotlib
+def _axes():
+    """A figure and its axes, made without pyplot: no backend to choose, no global figure to close."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(5.2, 4))
+    return fig, fig.subplots()
 
 
 def _png(fig) -> bytes:
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    _pyplot().close(fig)
     return buf.getvalue()
 
 
 def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: list[str]) -> bytes:
-    plt = _pyplot()
     x, y = axes
-    fig, ax = plt.subplots(figsize=(5.2, 4))
+    fig, ax = _axes()
     ax.errorbar(done[x], done[y], xerr=_se(done, x), yerr=_se(done, y), fmt="o", color="0.6", ecolor="0.8",
                 capsize=2, label="trials")
     line = cell_front.sort_values(x)
@@ -153,7 +151,6 @@ def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: li
     ax.margins(0.15)   # room for the labels of the extreme points
     _readable_ticks(ax)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return _png(fig)
 
 
@@ -175,8 +172,7 @@ def _se(frame: pd.DataFrame, name: str):
 
 
 def _hypervolume_png(cell: str, curve: pd.DataFrame, reference: np.ndarray, names: list[str]) -> bytes:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4))
+    fig, ax = _axes()
     ax.step(curve["number"], curve["hypervolume"], where="post", color="tab:blue")
     ax.plot(curve["number"], curve["hypervolume"], "o", color="tab:blue")
     ref = ", ".join(f"{n}={v:.3g}" for n, v in zip(names, reference))
@@ -184,13 +180,11 @@ def _hypervolume_png(cell: str, curve: pd.DataFrame, reference: np.ndarray, name
     ax.set_xlabel(f"trial number\n(reference point: {ref})", fontsize=9)
     ax.set_xlim(curve["number"].min() - 0.5, curve["number"].max() + 0.5)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
     return _png(fig)
 
 
 def _importance_png(cell: str, found: dict[str, dict[str, float]]) -> bytes:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4))
+    fig, ax = _axes()
     params = ["lr", "mix"]
     width = 0.8 / len(found)
     for i, (name, values) in enumerate(found.items()):
@@ -198,7 +192,6 @@ def _importance_png(cell: str, found: dict[str, dict[str, float]]) -> bytes:
     ax.set_xticks(np.arange(len(params)) + width * (len(found) - 1) / 2, params)
     ax.set(ylabel="importance (PED-ANOVA, normalised)", ylim=(0, 1), title=f"{cell}: lr / mix importance")
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return _png(fig)
 
 

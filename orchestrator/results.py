@@ -32,21 +32,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator.store import RunStore
+from orchestrator.store import RunStore, jsonable
 
 BASE_COLUMNS = ["key", "cell", "model", "model_ref", "method", "lr", "mix", "status"]
 TAIL_COLUMNS = ["adapter_dir", "train_wall_s", "eval_wall_s", "error"]
 
 
-def _objectives(path) -> list[tuple[str, str]]:
+def _spec(path):
+    """The SweepSpec the run directory holds; FileNotFoundError if it holds none."""
     spec = RunStore(path).saved_spec()
     if spec is None:
         raise FileNotFoundError(f"{path} holds no sweep (no spec.json)")
-    return [(o.name, o.mode) for o in spec.objectives]
+    return spec
 
 
 def trials(path: str | Path) -> pd.DataFrame:
-    objectives = [name for name, _ in _objectives(path)]
+    objectives = [o.name for o in _spec(path).objectives]
     rows = []
     for rec in RunStore(path).trial_records():
         row = {k: getattr(rec, k) for k in BASE_COLUMNS + TAIL_COLUMNS}
@@ -75,13 +76,13 @@ def pareto_mask(values: np.ndarray, modes: list[str]) -> np.ndarray:
 
 
 def pareto(path: str | Path) -> pd.DataFrame:
-    objectives = _objectives(path)
-    names = [n for n, _ in objectives]
+    objectives = _spec(path).objectives
+    names = [o.name for o in objectives]
     frame = trials(path)
     done = frame[frame["status"] == "done"].dropna(subset=names)
     fronts = []
     for _, cell in done.groupby("cell", sort=True):
-        mask = pareto_mask(cell[names].to_numpy(), [m for _, m in objectives])
+        mask = pareto_mask(cell[names].to_numpy(), [o.mode for o in objectives])
         fronts.append(cell[mask].sort_values(names[0]))
     if not fronts:
         return frame.iloc[0:0]
@@ -104,9 +105,7 @@ def progress(path: str | Path) -> pd.DataFrame:
     interrupted (those run again on resume); how many have not started (pending); the mean wall time
     of its finished trials (s_per_trial, NaN before the first) and the time its unfinished trials still
     take one after another at that pace (eta_s, less what the running ones have spent already)."""
-    spec = RunStore(path).saved_spec()
-    if spec is None:
-        raise FileNotFoundError(f"{path} holds no sweep (no spec.json)")
+    spec = _spec(path)
     records = RunStore(path).trial_records()
     now, rows = time.time(), []
     for model, method in spec.cells:
@@ -135,29 +134,18 @@ def sweep_state(path: str | Path) -> str:
 def summary(path: str | Path) -> dict:
     """Everything the terminal view shows, as plain data: the sweep, its cells' progress and each
     cell's current Pareto front (objectives with their standard errors)."""
-    spec = RunStore(path).saved_spec()
-    if spec is None:
-        raise FileNotFoundError(f"{path} holds no sweep (no spec.json)")
+    spec = _spec(path)
     names = [o.name for o in spec.objectives]
     cells, front = progress(path), pareto(path)
     shown = ["key", "lr", "mix"] + [c for o in names for c in (o, f"{o}_se")]
     out = []
     for row in cells.to_dict("records"):
         points = front[front["cell"] == row["cell"]][shown] if not front.empty else front.iloc[0:0]
-        out.append({**_plain(row), "front": [_plain(p) for p in points.to_dict("records")]})
+        out.append({**jsonable(row), "front": [jsonable(p) for p in points.to_dict("records")]})
     running = cells["running"].sum()
     total_eta = cells["eta_s"].sum(min_count=1) / max(1, running)
     return {"run_dir": str(Path(path).expanduser().resolve()), "sweep": spec.name, "state": sweep_state(path),
-            "objectives": names, "eta_s": _plain({"x": total_eta})["x"], "cells": out}
-
-
-def _plain(row: dict) -> dict:
-    """JSON-ready values: numpy scalars as Python ones, NaN as None."""
-    out = {}
-    for k, v in row.items():
-        v = v.item() if isinstance(v, np.generic) else v
-        out[k] = None if isinstance(v, float) and not np.isfinite(v) else v
-    return out
+            "objectives": names, "eta_s": jsonable(total_eta), "cells": out}
 
 
 def duration(seconds) -> str:

@@ -29,7 +29,7 @@ def write_json(path: str | Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(_jsonable(data), f, indent=1, sort_keys=True)
+        json.dump(jsonable(data), f, indent=1, sort_keys=True)
     os.replace(tmp, path)
 
 
@@ -40,12 +40,12 @@ def read_json(path: str | Path, default=None):
     return json.loads(path.read_text())
 
 
-def _jsonable(x):
+def jsonable(x):
     """NaN/inf become null (JSON has no NaN); numpy scalars become Python numbers."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if hasattr(x, "item") and not isinstance(x, (str, bytes)):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -72,12 +72,9 @@ class RunStore:
 
     def read_trial(self, key: str) -> TrialRecord | None:
         """The trial's record, or None if it has none or an unreadable one."""
-        path = self.trial_path(key)
         try:
-            return TrialRecord.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except UNREADABLE:
+            return TrialRecord.model_validate_json(self.trial_path(key).read_bytes())
+        except (FileNotFoundError, *UNREADABLE):
             return None
 
     def write_trial(self, record: TrialRecord) -> None:

@@ -7,13 +7,6 @@ import torch
 from trainers.config import TrainConfig
 
 
-def resolve_model(ref: str) -> str:
-    """An alias, local path or hub id -> something `from_pretrained` loads."""
-    from models.resolve import resolve_model as resolve
-
-    return str(resolve(ref))
-
-
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 

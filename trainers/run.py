@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from trainers.config import TrainConfig
 from trainers.faults import Fault
@@ -64,7 +64,7 @@ def run_training(config: TrainConfig, output_dir: str, storage_path: str, name: 
         resources["GPU"] = 1
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"config": config, "fault": asdict(fault) if fault else None,
+        train_loop_config={"config": config, "fault": fault,
                            "divergence_file": divergence_file},
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=config.workers_per_trial, use_gpu=config.use_gpu,

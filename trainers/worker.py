@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from models.resolve import resolve_model
 from trainers.config import TrainConfig
 from trainers.data import TrainingStream, collate
 from trainers.deepspeed_config import build_deepspeed_config
 from trainers.faults import Fault
 from trainers.losses import reduction_for, sparse_kl_loss
-from trainers.model import load_model, load_tokenizer, param_groups, resolve_model
+from trainers.model import load_model, load_tokenizer, param_groups
 
 DS_TAG = "deepspeed"
 STATE_FILE = "trainer_state.json"
@@ -55,7 +56,7 @@ def train_loop(loop_config: dict) -> None:
     stream = TrainingStream(cfg, tokenizer, world, max_len=max_len)
     engine = make_engine(cfg, model, world, stream.plan.total_steps)
     state = restore(engine, ray.train.get_checkpoint(), cfg)
-    fault = Fault(**loop_config["fault"]) if loop_config.get("fault") else None
+    fault: Fault | None = loop_config.get("fault")
     print(f"[cft] rank {rank} ready in {time.perf_counter() - t0:.1f} s: {stream.plan.total_steps} steps of "
           f"{stream.plan.global_batch} examples, starting at step {state.step}", flush=True)
 
@@ -121,14 +122,21 @@ def train_step(engine, stream: TrainingStream, step: int, rank: int, pad_id: int
     return counts
 
 
+def summed_over_workers(counts: torch.Tensor) -> torch.Tensor:
+    """A copy of this worker's counters summed over all workers (one all-reduce; a single process
+    without a process group keeps its own)."""
+    import torch.distributed as dist
+
+    total = counts.clone()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(total)
+    return total
+
+
 def global_step_loss(counts: torch.Tensor) -> float:
     """The step's mean loss over all workers (one small all-reduce per step): NaN or inf on every rank
     as soon as any rank's loss is not finite."""
-    import torch.distributed as dist
-
-    total = counts[:2].clone()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(total)
+    total = summed_over_workers(counts[:2])
     return float(total[0] / max(float(total[1]), 1.0))
 
 
@@ -136,13 +144,10 @@ def report_step(step: int, total_steps: int, loss: float, counts: torch.Tensor, 
     """A report without a checkpoint between checkpoints: the step, its loss and throughput (all
     workers' tokens), which a Tune trial shows while it trains (trainers.run.progress_callbacks)."""
     import ray.train
-    import torch.distributed as dist
 
-    tokens = counts[2:3].clone()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tokens)
+    tokens = float(summed_over_workers(counts[2:3])[0])
     ray.train.report({"step": step, "total_steps": total_steps, "loss": loss,
-                      "tokens_per_s": float(tokens[0]) / max(seconds, 1e-9)})
+                      "tokens_per_s": tokens / max(seconds, 1e-9)})
 
 
 def report_divergence(path: str | None, step: int, loss: float, last_finite: float | None) -> None:
@@ -158,12 +163,7 @@ def report_divergence(path: str | None, step: int, loss: float, last_finite: flo
 
 def update_metrics(state: TrainState, window: torch.Tensor, stream: TrainingStream) -> dict:
     """All-reduce this report window's counters, fold them into the state, return the metrics."""
-    import torch.distributed as dist
-
-    total = window.clone()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(total)
-    loss_sum, micro, tokens, calib, replay = total.tolist()
+    loss_sum, micro, tokens, calib, replay = summed_over_workers(window).tolist()
     loss = loss_sum / max(micro, 1)
     state.tokens += int(tokens)
     state.calib_items += int(calib)

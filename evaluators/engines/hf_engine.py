@@ -71,13 +71,17 @@ class HFEngine:
 
     # --- the engine interface --------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+    def _each(self, requests: list, run_one) -> list:
+        """run_one(model, request) for each request, on the model its adapter names."""
         results = []
         for req in requests:
             with self._model_for(req.adapter) as model:
-                results.append(self._score_one(model, req))
+                results.append(run_one(model, req))
         return results
+
+    @torch.inference_mode()
+    def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        return self._each(requests, self._score_one)
 
     def _score_one(self, model, req: ScoreRequest) -> list[float]:
         prompt = torch.tensor([req.prompt_ids], device=self.device)
@@ -105,11 +109,7 @@ class HFEngine:
 
     @torch.inference_mode()
     def generate(self, requests: list[GenerateRequest]) -> list[list[str | None]]:
-        results = []
-        for req in requests:
-            with self._model_for(req.adapter) as model:
-                results.append(self._generate_one(model, req))
-        return results
+        return self._each(requests, self._generate_one)
 
     def _generate_one(self, model, req: GenerateRequest) -> list[str | None]:
         if req.seed is not None:
@@ -143,13 +143,12 @@ class HFEngine:
 
     @torch.inference_mode()
     def top_probs(self, requests: list[TopProbsRequest]) -> list[list[float]]:
-        results = []
-        for req in requests:
-            with self._model_for(req.adapter) as model:
-                logits = model(input_ids=torch.tensor([req.prompt_ids], device=self.device)).logits[0, -1]
-            probs = torch.softmax(logits.float(), -1)
-            results.append(probs.topk(min(req.k, probs.numel())).values.tolist())
-        return results
+        return self._each(requests, self._top_probs_one)
+
+    def _top_probs_one(self, model, req: TopProbsRequest) -> list[float]:
+        logits = model(input_ids=torch.tensor([req.prompt_ids], device=self.device)).logits[0, -1]
+        probs = torch.softmax(logits.float(), -1)
+        return probs.topk(min(req.k, probs.numel())).values.tolist()
 
     def info(self) -> EngineInfo:
         return EngineInfo("hf", self.name, len(self.tokenizer), list(self.loaded.values()))

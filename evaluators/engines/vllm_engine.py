@@ -106,11 +106,9 @@ class VLLMEngine:
 
         outputs: list = [None] * len(requests)
         for idx, loras in self._groups(requests):
-            prompts, params = [], []
-            for i in idx:
-                ids, p = build(requests[i])
-                prompts.append(TokensPrompt(prompt_token_ids=ids))
-                params.append(p)
+            built = [build(requests[i]) for i in idx]
+            prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _ in built]
+            params = [p for _, p in built]
             for i, out in zip(idx, self.llm.generate(prompts, params, lora_request=loras, use_tqdm=False)):
                 outputs[i] = out
         return outputs
