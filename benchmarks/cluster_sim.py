@@ -1,6 +1,7 @@
 """The sweep at cluster scale, simulated on one machine:
 
-    python benchmarks/cluster_sim.py [--json] [--scorers always-on] [--spec SPEC] [--no-kill] [--keep-logs]
+    python benchmarks/cluster_sim.py [--json] [--scorers always-on] [--spec SPEC] [--trials-per-cell N]
+                                     [--sampler random] [--no-kill] [--keep-logs]
 
 Starts Ray's own fake multi-node autoscaling cluster (ray.cluster_utils.AutoscalingCluster: Ray's
 autoscaler with its FakeMultiNodeProvider, which starts a raylet per "node") with GPU node types
@@ -314,7 +315,8 @@ def per_node(monitor: Monitor, events: list[dict], t_end: float, per_hour: float
     return out
 
 
-def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = False) -> dict:
+def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = False,
+             trials_per_cell: int | None = None, sampler: str | None = None) -> dict:
     import ray
 
     from orchestrator.spec import load_spec
@@ -323,6 +325,10 @@ def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = Fal
     spec = load_spec(spec_file)
     if always_on:
         spec = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"release_idle_after_s": None})})
+    if trials_per_cell:
+        spec = spec.model_copy(update={"trials_per_cell": trials_per_cell})
+    if sampler:
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"sampler": sampler})})
     work = Path(tempfile.mkdtemp(prefix="cft-sim-run-"))
     sim_spec = work / "spec.yaml"
     sim_spec.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True)))
@@ -372,11 +378,16 @@ def main(argv=None) -> int:
     p.add_argument("--spec", default=str(SPEC))
     p.add_argument("--scorers", choices=["spec", "always-on"], default="spec",
                    help="always-on: hold scorer replicas for the whole sweep (the old behaviour)")
+    p.add_argument("--trials-per-cell", type=int, help="instead of the spec's (sweeps/paper.yaml has 12)")
+    p.add_argument("--sampler", choices=["tpe", "gp", "random", "grid"],
+                   help="instead of the spec's; random gives each cell's k-th trial the same parameters, so "
+                        "the same work, whatever the order trials start and end in (to compare schedules)")
     p.add_argument("--no-kill", action="store_true", help="kill no node")
     p.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs and the sweep's run directory")
     args = p.parse_args(argv)
     with contextlib.redirect_stdout(sys.stderr):   # --json: Ray prints a killed raylet's last logs to stdout
-        result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs)
+        result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs,
+                          args.trials_per_cell, args.sampler)
     if args.json:
         print(json.dumps(result))
     else:

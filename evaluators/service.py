@@ -98,7 +98,8 @@ def deployment_options(settings: ScorerSettings) -> dict:
     """A replica is one Ray actor holding all its GPUs (tensor_parallel_size x gpus_per_replica, so on
     one node); vLLM runs its tensor-parallel ranks as local processes over them, so the replica needs no
     placement group (vLLM's Ray executor would, and loses it in its engine subprocess). With
-    release_idle_after_s, Serve scales the app to zero replicas when idle and back up on a request."""
+    release_idle_after_s, Serve scales the app to zero replicas when idle and back up on a request
+    (idle_autoscaling says how soon)."""
     resources = {"num_cpus": settings.cpus_per_replica, "num_gpus": settings.replica_gpus,
                  # replicas import this project: make it importable wherever they start
                  "runtime_env": {"env_vars": {"PYTHONPATH": _pythonpath()}}}
@@ -107,9 +108,20 @@ def deployment_options(settings: ScorerSettings) -> dict:
     options = {"ray_actor_options": resources, "max_ongoing_requests": settings.max_ongoing_requests}
     if settings.release_idle_after_s is None:
         return options | {"num_replicas": settings.replicas}
-    return options | {"autoscaling_config": {
-        "min_replicas": 0, "initial_replicas": 0, "max_replicas": settings.replicas, "upscale_delay_s": 0,
-        "downscale_delay_s": settings.release_idle_after_s, "downscale_to_zero_delay_s": settings.release_idle_after_s}}
+    return options | {"autoscaling_config": idle_autoscaling(settings.replicas, settings.release_idle_after_s)}
+
+
+def idle_autoscaling(replicas: int, release_idle_after_s: float) -> dict:
+    """Serve's autoscaling for replicas that go once idle for release_idle_after_s. Serve counts a
+    replica idle only when the mean of the requests reported over its look-back window (30 s by default)
+    is 0, and handles report every metrics_interval_s (10 s): with the defaults a replica held its GPUs
+    some 40 s past the delay, between every trial's scores. Both scale with short delays here (a
+    look-back of half the delay, 1-30 s, reported twice a look-back), so a replica goes within the delay
+    plus 1.5 look-backs of its last request; delays of 60 s and more keep Serve's defaults."""
+    look_back = max(1.0, min(30.0, release_idle_after_s / 2))
+    return {"min_replicas": 0, "initial_replicas": 0, "max_replicas": replicas, "upscale_delay_s": 0,
+            "downscale_delay_s": release_idle_after_s, "downscale_to_zero_delay_s": release_idle_after_s,
+            "look_back_period_s": look_back, "metrics_interval_s": min(10.0, look_back / 2)}
 
 
 def start_scorer(settings: ScorerSettings):

@@ -19,6 +19,7 @@ TRIAL_DRIVER_RESOURCES = {"CPU": TRIAL_DRIVER_CPU, "node:__internal_head__": 0.0
 
 
 _cluster_yaml: str | None = None   # the cluster-launcher YAML of the cluster connect() joined, if known
+_plans: dict[tuple[str, str], dict] = {}
 
 
 def scorer_cpus(spec) -> float:
@@ -69,10 +70,8 @@ def max_concurrent_trials(spec, cluster_yaml: str | None = None) -> int:
         return spec.max_concurrent_trials
     cluster_yaml = cluster_yaml or _cluster_yaml
     if cluster_yaml:
-        from orchestrator.plan import plan_for
-
         try:
-            plan = plan_for(spec, cluster_yaml)
+            plan = planned(spec, cluster_yaml)
         except Exception as err:   # an estimate: a YAML it cannot read must not stop the sweep
             print(f"warning: cannot plan against {cluster_yaml} ({type(err).__name__}: {err}); "
                   "sizing concurrency by the cluster as it is now", flush=True)
@@ -84,6 +83,35 @@ def max_concurrent_trials(spec, cluster_yaml: str | None = None) -> int:
 
     total = ray.cluster_resources()
     return concurrency_from_totals(spec, total.get("CPU", 0), total.get("GPU", 0))
+
+
+def planned(spec, cluster_yaml: str) -> dict:
+    """orchestrator.plan's plan of the spec on the cluster, made once (the sweep asks it for its
+    concurrency and for its cells' loads; on a busy head node a plan takes seconds)."""
+    from orchestrator.plan import plan_for
+
+    key = (str(cluster_yaml), spec.model_dump_json())
+    if key not in _plans:
+        _plans[key] = plan_for(spec, cluster_yaml)
+    return _plans[key]
+
+
+def trial_loads(spec, cluster_yaml: str | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Per cell, the node type its trials train on, their GPUs and expected wall hours; per node type,
+    the GPUs its trials may hold at once and the scorers' reserve (orchestrator.plan trial_pools). From
+    the cluster-launcher YAML; without one (the embedded cluster, one pool) nothing: the searcher goes
+    round robin."""
+    cluster_yaml = cluster_yaml or _cluster_yaml
+    if not cluster_yaml:
+        return {}, {}
+    try:
+        plan = planned(spec, cluster_yaml)
+    except Exception:   # max_concurrent_trials warned already; an estimate must not stop the sweep
+        return {}, {}
+    loads = {c["cell"]: {"pool": c["training"]["node_type"], "gpus": c["training_gpus"],
+                         "hours": c["hours_per_trial"] or 0.0, "scorer_pool": c["scoring"]["node_type"]}
+             for c in plan["cells"] if c["fits"]}
+    return loads, plan["pools"]
 
 
 def concurrency_from_totals(spec, cpus: float, gpus: float) -> int:

@@ -322,12 +322,14 @@ def build_plan(spec, node_types: list[NodeType], cluster: str, warnings: list[st
                       "training": {"shape": shape.describe(), "node_type": lands, "gib_per_gpu": shape.need_gib,
                                    "gpu_gib": node.gpu_gib if node else None, "estimate_gib": shape.parts},
                       "scoring": {k: scorers[m.label][k] for k in ("shape", "node_type", "gib_per_gpu")},
-                      "fits": problem is None, "problem": problem, **cost})
+                      "training_gpus": shape.bundles * shape.gpus, "fits": problem is None, "problem": problem,
+                      **cost})
         if problem:
             unplaceable.append({"cell": name, "model": m.label, "reason": problem})
 
     placeable = [c for c in cells if c["fits"]]
-    holds = pack_trials(spec, pool, placeable, trial_shapes, node_types)
+    pools = trial_pools(spec, pool, scorers, placeable, trial_shapes)
+    holds = pool_holds(pools, placeable, trial_shapes) or pack_trials(spec, pool, placeable, trial_shapes, node_types)
     concurrent = spec.max_concurrent_trials or holds
     return {"spec": spec.name, "cluster": cluster,
             "node_types": [asdict(t) | {"summary": t.describe()} for t in node_types],
@@ -335,7 +337,7 @@ def build_plan(spec, node_types: list[NodeType], cluster: str, warnings: list[st
                        for label, s in shapes.items()},
             "scorers": [scorers[m.label] for m in spec.models], "cells": cells, "max_concurrent_trials": concurrent,
             "cluster_holds_trials": holds, "concurrency_from": "spec" if spec.max_concurrent_trials else "cluster",
-            "unplaceable": unplaceable, "gpu_hours": gpu_hours(spec, cells, scorers, concurrent),
+            "pools": pools, "unplaceable": unplaceable, "gpu_hours": gpu_hours(spec, cells, scorers, concurrent),
             "warnings": warnings, "assumptions": ASSUMPTIONS}
 
 
@@ -343,6 +345,49 @@ ASSUMPTIONS = {"train_seq_tokens": TRAIN_SEQ_TOKENS, "activation_bytes_per_token
                "train_overhead_gib": TRAIN_OVERHEAD_GIB, "scorer_overhead_gib": SCORER_OVERHEAD_GIB,
                "vllm_gpu_fraction": VLLM_GPU_FRACTION, "train_mfu": TRAIN_MFU,
                "train_flops_per_param_token": TRAIN_FLOPS_PER_PARAM_TOKEN, "weights_dtype": "bf16"}
+
+
+def trial_pools(spec, pool: Pool, scorers: dict, cells: list[dict], trial_shapes: dict[str, Shape]) -> dict:
+    """Per node type that trains trials, the GPUs its trials may hold at once (the searcher's budget):
+    what the type has at its largest, less the always-on scorers' GPUs, less a reserve for the largest
+    scale-to-zero replica that a finished trial's own freed GPUs there cannot hold (a model trained on
+    another type, or on fewer GPUs than its replica). Without the reserve, trials filling the type
+    would leave such a trial waiting, for as long as a trial there runs, for its score. `reserved_for`
+    names the cells whose scores need the reserve: once they are done, it goes to trials too."""
+    free = {name: sum(gpus for gpus, _ in nodes) for name, nodes in pool.free.items()}
+    reserve = {name: 0.0 for name in free}
+    needing: dict[str, list[str]] = {name: [] for name in free}
+    for label, s in scorers.items():
+        engine = spec.evaluation_for(label)
+        if engine.release_idle_after_s is None or s["node_type"] is None or s["problem"]:
+            continue
+        replica_gpus = s["gpus"] / max(1, s["replicas"])
+        own = [c for c in cells if c["model"] == label]
+        frees_enough = all(c["training"]["node_type"] == s["node_type"] and
+                           trial_shapes[c["cell"]].bundles * trial_shapes[c["cell"]].gpus >= replica_gpus
+                           for c in own)
+        if not frees_enough:
+            reserve[s["node_type"]] = max(reserve[s["node_type"]], replica_gpus)
+            needing[s["node_type"]] += [c["cell"] for c in own]
+    trains = {c["training"]["node_type"] for c in cells}
+    return {name: {"trial_gpus": max(0.0, free[name] - reserve[name]), "reserved_for_scorers": reserve[name],
+                   "reserved_for": needing[name]} for name in free if name in trains}
+
+
+def pool_holds(pools: dict, cells: list[dict], trial_shapes: dict[str, Shape]) -> int | None:
+    """How many trials the node types' budgets hold at once, each running its smallest trials (the
+    searcher keeps each type within its budget, so Tune's global limit must not bind first). None
+    when a cell's trials hold no GPU: CPUs bound those (pack_trials)."""
+    smallest: dict[str, float] = {}
+    for c in cells:
+        gpus = trial_shapes[c["cell"]].bundles * trial_shapes[c["cell"]].gpus
+        if not gpus:
+            return None
+        name = c["training"]["node_type"]
+        smallest[name] = min(gpus, smallest.get(name, gpus))
+    if not smallest:
+        return None
+    return sum(max(1, int(pools[name]["trial_gpus"] // gpus)) for name, gpus in smallest.items())
 
 
 def pack_trials(spec, pool: Pool, cells: list[dict], trial_shapes: dict[str, Shape],

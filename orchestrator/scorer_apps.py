@@ -60,16 +60,30 @@ def stop_scorers(app_names: dict[str, str]) -> None:
 
 
 def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]) -> dict[str, dict]:
-    """Evaluate each base model once; a resumed sweep reuses the saved scores."""
+    """Evaluate each base model once; a resumed sweep reuses the saved scores. The models are scored
+    at once, each by its own app (one after another, the scorers that scale to zero each started, loaded
+    and scored alone while the cluster's GPU nodes waited for the first trial); each is saved as it
+    finishes, from this thread."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
     from ray import serve
 
-    saved = store.baselines()
-    for m in spec.models:
-        if m.label in saved:
-            continue
-        print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
-        result = evaluate_for(serve.get_app_handle(app_names[m.label]), spec, None, progress=f"base model {m.label}")
-        store.save_baseline_rows(m.label, result["rows"])
-        store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
-        saved = store.baselines()
-    return {label: entry["metrics"] for label, entry in saved.items()}
+    todo = [m for m in spec.models if m.label not in store.baselines()]
+    if todo:
+        pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="baseline")
+        futures = {}
+        for m in todo:
+            print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
+            futures[pool.submit(evaluate_for, serve.get_app_handle(app_names[m.label]), spec, None,
+                                progress=f"base model {m.label}")] = m
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    m, result = futures[future], future.result()
+                    store.save_baseline_rows(m.label, result["rows"])
+                    store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
+        finally:   # an error or an interruption: the rest are not waited for
+            pool.shutdown(wait=False, cancel_futures=True)
+    return {label: entry["metrics"] for label, entry in store.baselines().items()}

@@ -1,7 +1,11 @@
 """One Optuna multi-objective study per (model, method) cell, behind one Ray Tune searcher.
 
-Tune runs a single experiment; this searcher hands out trials cell by cell (the cell with the fewest
-trials so far goes next) until every cell has used its budget. Each cell's study lives in RDB storage
+Tune runs a single experiment; this searcher hands out trials cell by cell until every cell has used
+its budget. Given each cell's load (the planner's node type, GPUs and expected hours of one trial), it
+starts the cell with the most expected work left first, so the sweep ends on short trials rather than
+on a long one running alone, and it hands out a cell's trial only while that node type has GPUs for
+it: trials waiting for a full node type would otherwise take Tune's concurrency slots from another.
+Without loads it goes round robin (the cell with the fewest trials so far next). Each cell's study lives in RDB storage
 (SQLite locally), so `optuna-dashboard sqlite:///<run>/optuna.db` shows the fronts live, and a resumed
 sweep continues each study where it stopped.
 
@@ -49,6 +53,15 @@ def key_number(key: str) -> int | None:
     """The Optuna number a trial key was made from (a rerun keeps its first key)."""
     match = re.search(r"-(\d+)$", key)
     return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class CellLoad:
+    """What one trial of a cell holds while it trains, as the planner (orchestrator.plan) sees it."""
+    pool: str | None = None   # the node type its training lands on; None: not known, not limited
+    gpus: float = 0.0         # GPUs one trial trains on
+    hours: float = 0.0        # its expected wall hours (0: not costed)
+    scorer_pool: str | None = None   # the node type its scorer replicas land on
 
 
 @dataclass(frozen=True)
@@ -264,11 +277,16 @@ class CellStudies:
 class CellSearcher(Searcher):
     """A Tune searcher over several cells, each with its own study and trial budget. Each cell first
     runs its reruns (unfinished trials of an earlier run), then asks its study for new trials, under
-    keys that no existing record uses."""
+    keys that no existing record uses. `loads` and `pool_gpus` (the GPUs trials may hold at once on each
+    node type) order the cells and hold a trial back while its node type is full (see the module
+    docstring); `scorer_reserves` (node type -> GPUs kept for scorer replicas, and the cells whose
+    scores need them) goes to that type's trials once those cells have no trial left to run or score."""
 
     def __init__(self, studies: CellStudies, remaining: dict[Cell, int], objectives: list[str],
                  reruns: dict[Cell, list[Rerun]] | None = None, taken_keys: set[str] = frozenset(),
-                 seed: int = 0, should_stop=lambda: False):
+                 seed: int = 0, should_stop=lambda: False, loads: dict[Cell, CellLoad] | None = None,
+                 pool_gpus: dict[str, float] | None = None,
+                 scorer_reserves: dict[str, tuple[float, set[Cell]]] | None = None):
         super().__init__(metric=None, mode=None)
         self.studies, self.objectives = studies, objectives
         self.remaining = dict(remaining)
@@ -277,7 +295,11 @@ class CellSearcher(Searcher):
         self.seed = seed
         self.started = {c: 0 for c in remaining}
         self.live: dict[str, tuple[Cell, int]] = {}
+        self.scoring: set[str] = set()   # live trials done training, their GPUs given back
         self.should_stop = should_stop   # true once the sweep is interrupted: hand out no more trials
+        self.loads = {c: (loads or {}).get(c, CellLoad()) for c in remaining}
+        self.pool_gpus = dict(pool_gpus or {})
+        self.scorer_reserves = dict(scorer_reserves or {})
         studies.name_metrics(objectives)
 
     @property
@@ -288,7 +310,10 @@ class CellSearcher(Searcher):
         open_cells = [c for c, n in self.remaining.items() if n > 0]
         if not open_cells or self.interrupted:
             return Searcher.FINISHED
-        cell = min(open_cells, key=lambda c: (self.started[c], c.name))
+        ready = [c for c in open_cells if self.has_room(c)]
+        if not ready:
+            return None   # every open cell's node type is full: Tune asks again once a trial ends
+        cell = min(ready, key=self.priority)
         if self.reruns[cell]:
             rerun = self.reruns[cell].pop(0)
             number = rerun.number if rerun.reopen else self.studies.ask_again(cell, rerun)
@@ -304,6 +329,47 @@ class CellSearcher(Searcher):
         return {"key": key, "model": cell.model, "method": cell.method, "optuna_number": number,
                 "lr": lr, "mix": mix, "seed": seed}
 
+    def priority(self, cell: Cell) -> tuple:
+        """Sort key, smallest first: reruns (they resume checkpoints), then the most expected hours
+        left in the cell (longest-first list scheduling: the last trials to start are short ones),
+        then the fewest trials started."""
+        return (not self.reruns[cell], -self.remaining[cell] * self.loads[cell].hours, self.started[cell],
+                cell.name)
+
+    def pool_in_use(self, pool: str) -> float:
+        return sum(self.loads[c].gpus for t, (c, _) in self.live.items()
+                   if self.loads[c].pool == pool and t not in self.scoring)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """A trial done training (orchestrator.trial reports it) gave its GPUs back: they go to the next
+        trial while it waits for its score, unless its scorer runs on the same node type (then the GPUs
+        it freed are where its replica starts, and a new trial would take them)."""
+        if result.get("phase") != "trained" or trial_id not in self.live:
+            return
+        load = self.loads[self.live[trial_id][0]]
+        if load.scorer_pool is not None and load.scorer_pool != load.pool:
+            self.scoring.add(trial_id)
+
+    def has_room(self, cell: Cell) -> bool:
+        """Whether the cell's node type has GPUs for one more of its trials. A node type with nothing
+        live always takes one, so a trial larger than its budget still runs."""
+        load = self.loads[cell]
+        budget = self.budget(load.pool) if load.pool else None
+        if budget is None:
+            return True
+        used = self.pool_in_use(load.pool)
+        return used == 0 or used + load.gpus <= budget + 1e-9
+
+    def budget(self, pool: str) -> float | None:
+        """GPUs the node type's trials may hold now: its budget, and its scorers' reserve once no cell
+        that needs it has a trial to run or being run."""
+        if pool not in self.pool_gpus:
+            return None
+        reserve, needing = self.scorer_reserves.get(pool, (0.0, set()))
+        live = {c for c, _ in self.live.values()}
+        in_need = any(self.remaining.get(c, 0) > 0 or c in live for c in needing)
+        return self.pool_gpus[pool] + (0.0 if in_need else reserve)
+
     def _ask_new(self, cell: Cell) -> tuple[int, float, float]:
         """A new trial whose key no record has (a study reset behind the records' back would otherwise
         hand out a number, and so a key, that an earlier trial used)."""
@@ -316,6 +382,7 @@ class CellSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         cell, number = self.live.pop(trial_id)
+        self.scoring.discard(trial_id)
         if self.interrupted and not result:
             self.studies.label(cell, number, status="interrupted")
             return   # stopped by the interruption: the trial stays open and reruns on resume

@@ -1,4 +1,6 @@
-"""One Tune trial: train an adapter (Ray Train + DeepSpeed), score it (Serve), report once.
+"""One Tune trial: train an adapter (Ray Train + DeepSpeed), score it (Serve), report its result.
+Between the two it reports {"phase": "trained"} (no objectives): the searcher hands the GPUs it
+trained on to the next trial while this one waits for its score.
 
 The trial writes its record under <run>/trials/<key>.json before reporting, and a trial whose record
 already says "done" (the driver died between the two) reports the saved result instead of training
@@ -87,6 +89,7 @@ def run_trial(config: dict, context: TrialContext) -> None:
         cfg = train_config(spec, label, context.model_paths[label], config["method"], config["lr"],
                            config["mix"], seed=seed_of(spec, config))
         trained = run_training_for(cfg, store, key, spec.standins)
+        tune.report({"phase": "trained", "trial_key": key})   # its GPUs are free: the searcher's budget
         t1 = time.time()
         handle = serve.get_app_handle(context.app_names[label])
         scores = evaluate_for(handle, spec, trained.output_dir)

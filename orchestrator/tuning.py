@@ -1,5 +1,6 @@
 """The Ray Tune experiment of a sweep: one run over all cells, FIFO (no early stopping, which would
-feed truncated scores into the fronts), each trial reporting once.
+feed truncated scores into the fronts), each trial reporting its result once (and, before scoring,
+that it is done training: orchestrator.trial).
 
 Before it starts, the run directory's trial records are reconciled with the Optuna studies (the
 records win): an unreadable record is set aside and its trial reruns, a missing or corrupt optuna.db
@@ -15,9 +16,9 @@ import warnings
 from ray.tune import Callback
 
 from orchestrator import progress
-from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials
+from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials, trial_loads
 from orchestrator.records import TrialRecord
-from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, key_number
+from orchestrator.search import Cell, CellLoad, CellSearcher, CellStudies, Rerun, key_number
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.store import RunStore
 from orchestrator.trial import TrialContext, run_trial
@@ -128,8 +129,15 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
     again = [r.key for rs in reruns.values() for r in rs]
     print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})"
           + (f"; running again first: {', '.join(again)}" if again else ""), flush=True)
+    loads, pools = trial_loads(spec)
+    by_name = {c.name: c for c in remaining}
     searcher = CellSearcher(studies, remaining, [o.name for o in spec.objectives], reruns, taken_keys(store),
-                            spec.seed, should_stop=lambda: interruption.requested)
+                            spec.seed, should_stop=lambda: interruption.requested,
+                            loads={c: CellLoad(**loads[c.name]) for c in remaining if c.name in loads},
+                            pool_gpus={name: p["trial_gpus"] for name, p in pools.items()},
+                            scorer_reserves={name: (p["reserved_for_scorers"],
+                                                    {by_name[n] for n in p["reserved_for"] if n in by_name})
+                                             for name, p in pools.items() if p["reserved_for_scorers"]})
     context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, baselines=baselines)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)

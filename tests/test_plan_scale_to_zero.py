@@ -27,3 +27,48 @@ def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
     # always-on scorers take 6 of the 8 A10Gs for the whole sweep
     assert to_zero["max_concurrent_trials"] > always_on["max_concurrent_trials"]
     assert all(s["node_type"] == "gpu_a10g" for s in to_zero["scorers"])   # still placed, for the fit check
+
+
+def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_path):
+    """The 8B and 14B train on A100s and are scored over 2 A10Gs: the A10Gs' trials leave 2 free."""
+    small = yaml.safe_load(Path(CLUSTER).read_text())
+    small["available_node_types"]["gpu_a10g"]["max_workers"] = 2
+    small["available_node_types"]["gpu_a100"]["max_workers"] = 1
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(small))
+    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
+    plan = plan_for(spec, str(tmp_path / "cluster.yaml"))
+    assert plan["pools"]["gpu_a100"] == {"trial_gpus": 8.0, "reserved_for_scorers": 0.0, "reserved_for": []}
+    a10g = plan["pools"]["gpu_a10g"]
+    assert (a10g["trial_gpus"], a10g["reserved_for_scorers"]) == (6.0, 2.0)
+    assert sorted(a10g["reserved_for"]) == ["qwen3-14b:hard", "qwen3-14b:soft", "qwen3-8b:hard", "qwen3-8b:soft"]
+    # 6 one-GPU A10G trials and 4 two-GPU A100 trials (the 8B's) at most
+    assert plan["max_concurrent_trials"] == 10
+
+
+def test_idle_replicas_are_seen_idle_within_the_delay():
+    """Serve's 30 s look-back and 10 s reports would hold an idle replica 40 s past a short delay."""
+    from ray.serve.config import AutoscalingConfig
+
+    from evaluators.service import idle_autoscaling
+
+    short = AutoscalingConfig(**idle_autoscaling(1, 1.0))
+    assert short.min_replicas == 0 and short.downscale_to_zero_delay_s == 1.0
+    assert short.metrics_interval_s < short.look_back_period_s <= 1.0
+    long = AutoscalingConfig(**idle_autoscaling(2, 600.0))
+    assert (long.look_back_period_s, long.metrics_interval_s, long.max_replicas) == (30.0, 10.0, 2)
+
+
+def test_the_sweep_plans_once_for_its_concurrency_and_its_loads(tmp_path, monkeypatch):
+    from orchestrator import cluster, plan
+
+    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
+    calls = []
+    real = plan.plan_for
+    monkeypatch.setattr(plan, "plan_for", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(cluster, "_plans", {})
+    concurrency = cluster.max_concurrent_trials(spec, CLUSTER)
+    loads, pools = cluster.trial_loads(spec, CLUSTER)
+    assert len(calls) == 1 and concurrency >= 1
+    assert loads["qwen3-14b:hard"]["pool"] == "gpu_a100" and loads["qwen3-14b:hard"]["scorer_pool"] == "gpu_a10g"
+    assert loads["qwen3-14b:hard"]["gpus"] == 4 and loads["qwen3-4b:hard"]["hours"] > loads["qwen3-4b:soft"]["hours"]
+    assert set(pools) == {"gpu_a10g", "gpu_a100"}

@@ -141,7 +141,11 @@ def test_tune_results_show_training_before_the_objectives(job):
     assert set(rows_by_key) == {r.key for r in records}
     for key, rows in rows_by_key.items():
         assert len(rows) > 1, key
-        progress, final = rows[:-1], rows[-1]
+        final = rows[-1]
+        trained = [r for r in rows[:-1] if r.get("phase") == "trained"]   # training over, its GPUs free
+        progress = [r for r in rows[:-1] if r.get("phase") != "trained"]
+        assert len(trained) == 1 and trained[0]["trial_key"] == key, key
+        assert rows.index(trained[0]) > max(rows.index(r) for r in progress), key
         assert all({"step", "loss", "tokens_per_s"} <= set(r) for r in progress), key
         assert [r["step"] for r in progress] == sorted(r["step"] for r in progress)
         assert all("calibration_error" not in r for r in progress)   # no partial score reaches the search

@@ -1,0 +1,78 @@
+"""The searcher's order and per-node-type budgets (orchestrator.search CellLoad, pool_gpus): the cell
+with the most expected hours left starts first, and a cell whose node type has no GPUs left for one
+more trial waits while other node types' cells go on. Real Optuna studies (SQLite), no Ray."""
+
+import itertools
+
+from ray.tune.search import Searcher
+
+from orchestrator.search import Cell, CellLoad, CellSearcher, CellStudies
+from orchestrator.spec import Range
+
+LR, MIX = Range(low=1e-5, high=1e-3, log=True), Range(low=0.0, high=0.5)
+SHORT, LONG, BIG = Cell("small", "soft"), Cell("small", "hard"), Cell("large", "hard")
+IDS = itertools.count()
+
+
+def _searcher(tmp_path, remaining, loads=None, pool_gpus=None):
+    studies = CellStudies("s", list(remaining), ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 4, LR, MIX)
+    return CellSearcher(studies, remaining, ["a", "b"], loads=loads, pool_gpus=pool_gpus)
+
+
+def _cells(searcher, n):
+    out = []
+    for _ in range(n):
+        config = searcher.suggest(f"t{next(IDS)}")
+        out.append(None if config in (None, Searcher.FINISHED) else (config["model"], config["method"]))
+    return out
+
+
+def test_without_loads_the_cells_go_round_robin(tmp_path):
+    searcher = _searcher(tmp_path, {SHORT: 2, LONG: 2})
+    assert _cells(searcher, 4) == [("small", "hard"), ("small", "soft"), ("small", "hard"), ("small", "soft")]
+
+
+def test_the_cell_with_the_most_expected_hours_left_goes_first(tmp_path):
+    loads = {SHORT: CellLoad("a10g", 1, 0.5), LONG: CellLoad("a10g", 1, 5.0)}
+    searcher = _searcher(tmp_path, {SHORT: 3, LONG: 3}, loads)
+    # LONG has 15 h left, then 10, then 5 (ties with nothing: SHORT has 1.5): its trials start first
+    assert _cells(searcher, 6) == [("small", "hard")] * 3 + [("small", "soft")] * 3
+
+
+def test_a_full_node_type_holds_its_cells_back_while_another_type_goes_on(tmp_path):
+    loads = {BIG: CellLoad("a100", 4, 9.0), SHORT: CellLoad("a10g", 1, 0.1)}
+    searcher = _searcher(tmp_path, {BIG: 3, SHORT: 3}, loads, {"a100": 8, "a10g": 2})
+    assert _cells(searcher, 2) == [("large", "hard")] * 2          # 8 of the A100s' 8 GPUs
+    assert _cells(searcher, 3) == [("small", "soft")] * 2 + [None]   # the A10Gs' 2, then nothing fits
+    assert searcher.pool_in_use("a100") == 8 and searcher.pool_in_use("a10g") == 2
+    first_big = next(t for t, (cell, _) in searcher.live.items() if cell == BIG)
+    searcher.on_trial_complete(first_big, {"a": 1.0, "b": 2.0})
+    assert _cells(searcher, 1) == [("large", "hard")]               # its GPUs went to the next one
+
+
+def test_a_trial_larger_than_its_budget_still_runs_alone(tmp_path):
+    searcher = _searcher(tmp_path, {BIG: 2}, {BIG: CellLoad("a100", 8, 1.0)}, {"a100": 4})
+    assert _cells(searcher, 2) == [("large", "hard"), None]
+
+
+def test_the_scorers_reserve_goes_to_trials_once_the_cells_needing_it_are_done(tmp_path):
+    """BIG trains elsewhere and is scored on the A10Gs, which keep 2 GPUs for that while BIG runs."""
+    loads = {BIG: CellLoad("a100", 8, 1.0), SHORT: CellLoad("a10g", 1, 0.1)}
+    searcher = _searcher(tmp_path, {BIG: 1, SHORT: 5}, loads, {"a100": 8, "a10g": 2})
+    searcher.scorer_reserves = {"a10g": (2.0, {BIG})}
+    assert _cells(searcher, 4) == [("large", "hard"), ("small", "soft"), ("small", "soft"), None]
+    big = next(t for t, (cell, _) in searcher.live.items() if cell == BIG)
+    searcher.on_trial_complete(big, {"a": 1.0, "b": 2.0})
+    assert searcher.budget("a10g") == 4.0
+    assert _cells(searcher, 3) == [("small", "soft"), ("small", "soft"), None]   # 4 live: full again
+
+
+def test_a_trial_waiting_for_a_score_elsewhere_gives_its_gpus_to_the_next(tmp_path):
+    loads = {BIG: CellLoad("a100", 8, 1.0, scorer_pool="a10g"), SHORT: CellLoad("a10g", 1, 0.1, scorer_pool="a10g")}
+    searcher = _searcher(tmp_path, {BIG: 2, SHORT: 2}, loads, {"a100": 8, "a10g": 1})
+    assert _cells(searcher, 3) == [("large", "hard"), ("small", "soft"), None]
+    for trial_id in list(searcher.live):
+        searcher.on_trial_result(trial_id, {"phase": "trained", "trial_key": "k"})
+    # the A100s are free while BIG is scored on the A10Gs; SHORT's A10G is where its own scorer starts
+    assert searcher.pool_in_use("a100") == 0 and searcher.pool_in_use("a10g") == 1
+    assert _cells(searcher, 2) == [("large", "hard"), None]
