@@ -272,8 +272,7 @@ def full_lattice(prompt: TaskPrompt, space: OutputSpace) -> bool:
     cft.output_space builds it when max_bins does not cut a central window out of it; for continuous
     families every multiple of 10^-num_decimals of the window (not thinned by max_bins)."""
     if space.integer:
-        fam = get_family(prompt.family)
-        dist, (lo, hi) = reference(prompt).dist, fam.support(prompt.param_dict)
+        dist, (lo, hi) = reference(prompt).dist, get_family(prompt.family).support(prompt.param_dict)
         first = math.floor(lo) if lo is not None else math.floor(dist.ppf(Q_LOW))
         last = math.ceil(hi) if hi is not None else math.ceil(dist.ppf(Q_HIGH))
         return len(space) == last - first + 1

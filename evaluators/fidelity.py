@@ -39,9 +39,8 @@ def value_distributions(scorer: Scorer, prompts: list[TaskPrompt], adapter: str 
         trie = build_trie(space, scorer.tokenizer, end_id)
         continuations = [list(trie.sequence(i)) for i in range(len(space))]
         requests.append(ScoreRequest(scorer.prompt_ids(prompt.text), continuations, adapter))
-    logprobs = scorer.score(requests)
     return [ValueDistribution(p, s, np.exp(np.asarray(lp, dtype=float)))
-            for p, s, lp in zip(prompts, spaces, logprobs)]
+            for p, s, lp in zip(prompts, spaces, scorer.score(requests))]
 
 
 def exact_fidelity(scorer: Scorer, prompts: list[TaskPrompt], adapter: str | None = None,

@@ -23,18 +23,13 @@ from cft.gsm8k import capability_items, capability_prompt
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest, ScoreRequest
 
+
 def gold_logprobs(scorer: Scorer, items: list[ArithmeticProblem], prompts: list[list[int]],
                   adapter: str | None = None) -> list[tuple[float, int]]:
     """(mean log-probability per token, tokens) of each item's gold solution after its prompt."""
     golds = [scorer.tokenizer(item.solution, add_special_tokens=False)["input_ids"] for item in items]
     totals = scorer.score([ScoreRequest(p, [g], adapter) for p, g in zip(prompts, golds)])
     return [(total[0] / len(g), len(g)) for total, g in zip(totals, golds)]
-
-
-def greedy_answers(scorer: Scorer, prompts: list[list[int]], adapter: str | None = None,
-                   max_tokens: int = 256) -> list[str | None]:
-    requests = [GenerateRequest(p, n=1, temperature=0.0, max_tokens=max_tokens, adapter=adapter) for p in prompts]
-    return [outs[0] for outs in scorer.generate(requests)]
 
 
 def gsm8k_capability(scorer: Scorer, n: int, adapter: str | None = None, shots: int = 0,
@@ -47,7 +42,8 @@ def gsm8k_capability(scorer: Scorer, n: int, adapter: str | None = None, shots: 
     rows = [{"index": i, "question": item.question, "answer": item.answer, "gold_logprob": lp, "gold_tokens": k}
             for i, (item, (lp, k)) in enumerate(zip(items, gold_logprobs(scorer, items, prompts, adapter)))]
     if generate:
-        for row, output in zip(rows, greedy_answers(scorer, prompts, adapter, max_tokens)):
+        requests = [GenerateRequest(p, n=1, temperature=0.0, max_tokens=max_tokens, adapter=adapter) for p in prompts]
+        for row, (output,) in zip(rows, scorer.generate(requests)):
             row |= graded(output, row["answer"], grade_strict)
     return rows
 

@@ -87,12 +87,9 @@ def fetch_model(ref: str) -> str:
 def check_model_ref(ref: str) -> None:
     """Raise ModelNotFound (one line) for a reference that cannot load: an incomplete local directory,
     or a hub id missing from the cache while offline. Aliases build or convert themselves."""
-    if ref.lower() in ALIASES:
-        return
-    if looks_like_path(ref):
+    if ref.lower() not in ALIASES and looks_like_path(ref):
         resolve_model(ref)
-    else:
-        check_hub_model_offline(ref)
+    check_hub_model_offline(ref)   # which checks hub ids only
 
 
 def check_hub_model_offline(ref: str) -> None:

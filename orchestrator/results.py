@@ -80,10 +80,9 @@ def pareto(path: str | Path) -> pd.DataFrame:
     names = [o.name for o in objectives]
     frame = trials(path)
     done = frame[frame["status"] == "done"].dropna(subset=names)
-    fronts = []
-    for _, cell in done.groupby("cell", sort=True):
-        mask = pareto_mask(cell[names].to_numpy(), [o.mode for o in objectives])
-        fronts.append(cell[mask].sort_values(names[0]))
+    modes = [o.mode for o in objectives]
+    fronts = [cell[pareto_mask(cell[names].to_numpy(), modes)].sort_values(names[0])
+              for _, cell in done.groupby("cell", sort=True)]
     if not fronts:
         return frame.iloc[0:0]
     return pd.concat(fronts).reset_index(drop=True)

@@ -114,9 +114,8 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
             mark_interrupted(store, interruption.at if interruption else None)
             raise
         front = write_report(store.root, state="finished")
-    objectives = [o.name for o in spec.objectives]
     print(f"\nSweep {spec.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
-    print(f"Pareto front per cell ({store.root / 'pareto'}):\n{format_front(front, objectives)}")
+    print(f"Pareto front per cell ({store.root / 'pareto'}):\n{format_front(front, [o.name for o in spec.objectives])}")
     failed = [r for r in store.trial_records() if r.status == "error"]
     for r in failed:
         print(f"trial {r.key} failed: {r.error}", file=sys.stderr)

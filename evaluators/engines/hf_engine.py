@@ -106,8 +106,7 @@ class HFEngine:
         picked = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
         lengths = torch.tensor([len(c) for c in chunk], device=self.device)
         mask = torch.arange(1, width, device=self.device)[None] < lengths[:, None]
-        totals = first[ids[:, 0]] + (picked * mask).sum(-1)
-        return totals.tolist()
+        return (first[ids[:, 0]] + (picked * mask).sum(-1)).tolist()
 
     @torch.inference_mode()
     def generate(self, requests: list[GenerateRequest]) -> list[list[str | None]]:
