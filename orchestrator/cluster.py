@@ -96,22 +96,30 @@ def planned(spec, cluster_yaml: str) -> dict:
     return _plans[key]
 
 
-def trial_loads(spec, cluster_yaml: str | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Per cell, the node type its trials train on, their GPUs and expected wall hours; per node type,
-    the GPUs its trials may hold at once and the scorers' reserve (orchestrator.plan trial_pools). From
-    the cluster-launcher YAML; without one (the embedded cluster, one pool) nothing: the searcher goes
-    round robin."""
+def trial_loads(spec, cluster_yaml: str | None = None):
+    """What the searcher needs of the plan (orchestrator.search CellSearcher's loads, pool_gpus and
+    scorer_reserves, keyed by cell name): per cell, where its trials train and are scored, on how many
+    GPUs, for how many expected hours; per node type, the GPUs its trials may hold at once, and the GPUs
+    that go to them once the cells whose scorers need a reserve there are done (orchestrator.plan
+    trial_pools). From the cluster-launcher YAML; without one (the embedded cluster, one pool) nothing:
+    the searcher goes round robin."""
+    from orchestrator.search import CellLoad
+
     cluster_yaml = cluster_yaml or _cluster_yaml
     if not cluster_yaml:
-        return {}, {}
+        return {}, {}, {}
     try:
         plan = planned(spec, cluster_yaml)
     except Exception:   # max_concurrent_trials warned already; an estimate must not stop the sweep
-        return {}, {}
-    loads = {c["cell"]: {"pool": c["training"]["node_type"], "gpus": c["training_gpus"],
-                         "hours": c["hours_per_trial"] or 0.0, "scorer_pool": c["scoring"]["node_type"]}
+        return {}, {}, {}
+    loads = {c["cell"]: CellLoad(pool=c["training"]["node_type"], gpus=c["training_gpus"],
+                                 hours=c["hours_per_trial"] or 0.0, scorer_pool=c["scoring"]["node_type"],
+                                 scorer_gpus=c["scoring"]["replica_gpus"])
              for c in plan["cells"] if c["fits"]}
-    return loads, plan["pools"]
+    pools = plan["pools"]
+    reserves = {name: (p["trial_gpus_once_scored"] - p["trial_gpus"], p["reserved_for"])
+                for name, p in pools.items() if p["trial_gpus_once_scored"] > p["trial_gpus"]}
+    return loads, {name: p["trial_gpus"] for name, p in pools.items()}, reserves
 
 
 def concurrency_from_totals(spec, cpus: float, gpus: float) -> int:

@@ -300,7 +300,7 @@ def build_plan(spec, node_types: list[NodeType], cluster: str, warnings: list[st
         scorers[m.label] = {"model": m.label, "replicas": engine.replicas, "shape": shape.describe(),
                             "node_type": next((n for n in landed if n), None), "gib_per_gpu": shape.need_gib,
                             "estimate_gib": shape.parts, "problem": problem,
-                            "gpus": engine.replicas * shape.gpus}
+                            "gpus": engine.replicas * shape.gpus, "replica_gpus": shape.gpus}
 
     cells, trial_shapes = [], {}
     for m, method in spec.cells:
@@ -321,7 +321,7 @@ def build_plan(spec, node_types: list[NodeType], cluster: str, warnings: list[st
         cells.append({"cell": name, "model": m.label, "method": method, "trials": spec.trials_per_cell,
                       "training": {"shape": shape.describe(), "node_type": lands, "gib_per_gpu": shape.need_gib,
                                    "gpu_gib": node.gpu_gib if node else None, "estimate_gib": shape.parts},
-                      "scoring": {k: scorers[m.label][k] for k in ("shape", "node_type", "gib_per_gpu")},
+                      "scoring": {k: scorers[m.label][k] for k in ("shape", "node_type", "gib_per_gpu", "replica_gpus")},
                       "training_gpus": shape.bundles * shape.gpus, "fits": problem is None, "problem": problem,
                       **cost})
         if problem:
@@ -353,7 +353,8 @@ def trial_pools(spec, pool: Pool, scorers: dict, cells: list[dict], trial_shapes
     scale-to-zero replica that a finished trial's own freed GPUs there cannot hold (a model trained on
     another type, or on fewer GPUs than its replica). Without the reserve, trials filling the type
     would leave such a trial waiting, for as long as a trial there runs, for its score. `reserved_for`
-    names the cells whose scores need the reserve: once they are done, it goes to trials too."""
+    names the cells whose scores need the reserve: once they are done, trials may hold
+    `trial_gpus_once_scored`. Neither exceeds the type's useful_gpus."""
     free = {name: sum(gpus for gpus, _ in nodes) for name, nodes in pool.free.items()}
     reserve = {name: 0.0 for name in free}
     needing: dict[str, list[str]] = {name: [] for name in free}
@@ -361,7 +362,7 @@ def trial_pools(spec, pool: Pool, scorers: dict, cells: list[dict], trial_shapes
         engine = spec.evaluation_for(label)
         if engine.release_idle_after_s is None or s["node_type"] is None or s["problem"]:
             continue
-        replica_gpus = s["gpus"] / max(1, s["replicas"])
+        replica_gpus = s["replica_gpus"]
         own = [c for c in cells if c["model"] == label]
         frees_enough = all(c["training"]["node_type"] == s["node_type"] and
                            trial_shapes[c["cell"]].bundles * trial_shapes[c["cell"]].gpus >= replica_gpus
@@ -370,8 +371,41 @@ def trial_pools(spec, pool: Pool, scorers: dict, cells: list[dict], trial_shapes
             reserve[s["node_type"]] = max(reserve[s["node_type"]], replica_gpus)
             needing[s["node_type"]] += [c["cell"] for c in own]
     trains = {c["training"]["node_type"] for c in cells}
-    return {name: {"trial_gpus": max(0.0, free[name] - reserve[name]), "reserved_for_scorers": reserve[name],
-                   "reserved_for": needing[name]} for name in free if name in trains}
+    useful = useful_gpus(pool, cells)
+    pools = {}
+    for name in free.keys() & trains:
+        once_scored = min(free[name], useful.get(name, math.inf))
+        pools[name] = {"trial_gpus": min(max(0.0, free[name] - reserve[name]), once_scored),
+                       "trial_gpus_once_scored": once_scored, "reserved_for_scorers": reserve[name],
+                       "reserved_for": needing[name], "useful_gpus": useful.get(name)}
+    return pools
+
+
+def useful_gpus(pool: Pool, cells: list[dict]) -> dict[str, float]:
+    """Per node type, the GPUs of the whole nodes that do its trials' work by the sweep's shortest
+    possible length (its longest trial, or a type's work over all of that type's GPUs), to the nearest
+    whole node. More nodes would end the sweep no sooner and sit mostly idle beside its longest trials
+    (the scale simulation measured it: three long trials spread over two A10G nodes kept both up with
+    one or two of four GPUs busy). Node types with a trial of unknown cost are not limited."""
+    work: dict[str, float] = {}
+    longest: dict[str, float] = {}
+    for c in cells:
+        name = c["training"]["node_type"]
+        if c["hours_per_trial"] is None:
+            work[name] = math.inf
+            continue
+        work[name] = work.get(name, 0.0) + c["trials"] * c["gpu_hours_per_trial"]
+        longest[name] = max(longest.get(name, 0.0), c["hours_per_trial"])
+    costed = {name: w for name, w in work.items() if math.isfinite(w) and w > 0}
+    spread = [w / (pool.types[name].gpus * pool.types[name].count) for name, w in costed.items()]
+    horizon = max([*longest.values(), *spread], default=0.0)
+    out = {}
+    for name, w in costed.items():
+        node = pool.types[name]
+        nodes = min(node.count, max(1, round(w / horizon / node.gpus)))
+        largest = max(c["training_gpus"] for c in cells if c["training"]["node_type"] == name)
+        out[name] = float(max(nodes * node.gpus, largest))
+    return out
 
 
 def pool_holds(pools: dict, cells: list[dict], trial_shapes: dict[str, Shape]) -> int | None:

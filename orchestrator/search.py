@@ -62,6 +62,7 @@ class CellLoad:
     gpus: float = 0.0         # GPUs one trial trains on
     hours: float = 0.0        # its expected wall hours (0: not costed)
     scorer_pool: str | None = None   # the node type its scorer replicas land on
+    scorer_gpus: float = 0.0         # GPUs one of those replicas holds
 
 
 @dataclass(frozen=True)
@@ -337,17 +338,20 @@ class CellSearcher(Searcher):
                 cell.name)
 
     def pool_in_use(self, pool: str) -> float:
-        return sum(self.loads[c].gpus for t, (c, _) in self.live.items()
-                   if self.loads[c].pool == pool and t not in self.scoring)
+        """GPUs the node type's live trials hold: a training trial its own; trials done training and
+        waiting for their scores, one scorer replica per model whose replicas land on this type (the
+        GPUs a trial freed there are where its replica starts; a new trial takes the rest)."""
+        training = sum(self.loads[c].gpus for t, (c, _) in self.live.items()
+                       if self.loads[c].pool == pool and t not in self.scoring)
+        scorers = {c.model: self.loads[c].scorer_gpus for t, (c, _) in self.live.items()
+                   if t in self.scoring and self.loads[c].pool == pool == self.loads[c].scorer_pool}
+        return training + sum(scorers.values())
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """A trial done training (orchestrator.trial reports it) gave its GPUs back: they go to the next
-        trial while it waits for its score, unless its scorer runs on the same node type (then the GPUs
-        it freed are where its replica starts, and a new trial would take them)."""
-        if result.get("phase") != "trained" or trial_id not in self.live:
-            return
-        load = self.loads[self.live[trial_id][0]]
-        if load.scorer_pool is not None and load.scorer_pool != load.pool:
+        trial while it waits for its score, but for its scorer replica's where that lands on the same
+        node type (pool_in_use)."""
+        if result.get("phase") == "trained" and trial_id in self.live:
             self.scoring.add(trial_id)
 
     def has_room(self, cell: Cell) -> bool:

@@ -18,7 +18,7 @@ from ray.tune import Callback
 from orchestrator import progress
 from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials, trial_loads
 from orchestrator.records import TrialRecord
-from orchestrator.search import Cell, CellLoad, CellSearcher, CellStudies, Rerun, key_number
+from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, key_number
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.store import RunStore
 from orchestrator.trial import TrialContext, run_trial
@@ -129,15 +129,13 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
     again = [r.key for rs in reruns.values() for r in rs]
     print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})"
           + (f"; running again first: {', '.join(again)}" if again else ""), flush=True)
-    loads, pools = trial_loads(spec)
+    loads, pool_gpus, reserves = trial_loads(spec)
     by_name = {c.name: c for c in remaining}
     searcher = CellSearcher(studies, remaining, [o.name for o in spec.objectives], reruns, taken_keys(store),
                             spec.seed, should_stop=lambda: interruption.requested,
-                            loads={c: CellLoad(**loads[c.name]) for c in remaining if c.name in loads},
-                            pool_gpus={name: p["trial_gpus"] for name, p in pools.items()},
-                            scorer_reserves={name: (p["reserved_for_scorers"],
-                                                    {by_name[n] for n in p["reserved_for"] if n in by_name})
-                                             for name, p in pools.items() if p["reserved_for_scorers"]})
+                            loads={c: loads[c.name] for c in remaining if c.name in loads}, pool_gpus=pool_gpus,
+                            scorer_reserves={name: (gpus, {by_name[n] for n in needing if n in by_name})
+                                             for name, (gpus, needing) in reserves.items()})
     context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, baselines=baselines)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)

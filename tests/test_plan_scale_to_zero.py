@@ -13,12 +13,16 @@ SIM_SPEC = ROOT / "benchmarks" / "data" / "cluster_sim.yaml"   # scale-to-zero s
 CLUSTER = str(ROOT / "cluster.yaml")
 
 
-def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
+def _small_cluster(tmp_path) -> str:
     small = yaml.safe_load(Path(CLUSTER).read_text())   # the simulation's size: 2 A10G nodes, 1 A100 node
     small["available_node_types"]["gpu_a10g"]["max_workers"] = 2
     small["available_node_types"]["gpu_a100"]["max_workers"] = 1
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(small))
-    cluster = str(tmp_path / "cluster.yaml")
+    return str(tmp_path / "cluster.yaml")
+
+
+def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
+    cluster = _small_cluster(tmp_path)
     spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
     assert spec.evaluation.release_idle_after_s is not None
     held = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"release_idle_after_s": None})})
@@ -30,19 +34,30 @@ def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
 
 
 def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_path):
-    """The 8B and 14B train on A100s and are scored over 2 A10Gs: the A10Gs' trials leave 2 free."""
-    small = yaml.safe_load(Path(CLUSTER).read_text())
-    small["available_node_types"]["gpu_a10g"]["max_workers"] = 2
-    small["available_node_types"]["gpu_a100"]["max_workers"] = 1
-    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(small))
-    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
-    plan = plan_for(spec, str(tmp_path / "cluster.yaml"))
-    assert plan["pools"]["gpu_a100"] == {"trial_gpus": 8.0, "reserved_for_scorers": 0.0, "reserved_for": []}
+    """The paper's 12 trials a cell: the 8B and 14B train on A100s and are scored over 2 A10Gs, so the
+    A10Gs' trials leave 2 free until those cells are done."""
+    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None, "trials_per_cell": 12})
+    plan = plan_for(spec, _small_cluster(tmp_path))
+    assert plan["pools"]["gpu_a100"] == {"trial_gpus": 8.0, "trial_gpus_once_scored": 8.0, "reserved_for_scorers": 0.0,
+                                         "reserved_for": [], "useful_gpus": 8.0}
     a10g = plan["pools"]["gpu_a10g"]
-    assert (a10g["trial_gpus"], a10g["reserved_for_scorers"]) == (6.0, 2.0)
+    assert (a10g["trial_gpus"], a10g["trial_gpus_once_scored"], a10g["reserved_for_scorers"]) == (6.0, 8.0, 2.0)
     assert sorted(a10g["reserved_for"]) == ["qwen3-14b:hard", "qwen3-14b:soft", "qwen3-8b:hard", "qwen3-8b:soft"]
     # 6 one-GPU A10G trials and 4 two-GPU A100 trials (the 8B's) at most
     assert plan["max_concurrent_trials"] == 10
+
+
+def test_a_node_type_gets_only_the_nodes_that_shorten_the_sweep(tmp_path):
+    """With 3 trials a cell the A10Gs' work (about 20 GPU-hours, 16 of them three 5.3-hour 4B trials)
+    takes the longest trial's time on one node's 4 GPUs: a second node would end the sweep no sooner."""
+    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None, "trials_per_cell": 3})
+    plan = plan_for(spec, _small_cluster(tmp_path))
+    a10g = plan["pools"]["gpu_a10g"]
+    assert (a10g["useful_gpus"], a10g["trial_gpus"], a10g["trial_gpus_once_scored"]) == (4.0, 4.0, 4.0)
+    longest = max(c["hours_per_trial"] for c in plan["cells"] if c["training"]["node_type"] == "gpu_a10g")
+    work = sum(c["trials"] * c["gpu_hours_per_trial"] for c in plan["cells"] if c["training"]["node_type"] == "gpu_a10g")
+    assert 3.5 < work / longest < 4.5
+    assert plan["pools"]["gpu_a100"]["trial_gpus"] == 8.0   # the A100's one node is the fewest it can have
 
 
 def test_idle_replicas_are_seen_idle_within_the_delay():
@@ -67,8 +82,9 @@ def test_the_sweep_plans_once_for_its_concurrency_and_its_loads(tmp_path, monkey
     monkeypatch.setattr(plan, "plan_for", lambda *a: calls.append(a) or real(*a))
     monkeypatch.setattr(cluster, "_plans", {})
     concurrency = cluster.max_concurrent_trials(spec, CLUSTER)
-    loads, pools = cluster.trial_loads(spec, CLUSTER)
+    loads, pool_gpus, _ = cluster.trial_loads(spec, CLUSTER)
     assert len(calls) == 1 and concurrency >= 1
-    assert loads["qwen3-14b:hard"]["pool"] == "gpu_a100" and loads["qwen3-14b:hard"]["scorer_pool"] == "gpu_a10g"
-    assert loads["qwen3-14b:hard"]["gpus"] == 4 and loads["qwen3-4b:hard"]["hours"] > loads["qwen3-4b:soft"]["hours"]
-    assert set(pools) == {"gpu_a10g", "gpu_a100"}
+    big, small = loads["qwen3-14b:hard"], loads["qwen3-4b:hard"]
+    assert (big.pool, big.gpus, big.scorer_pool, big.scorer_gpus) == ("gpu_a100", 4, "gpu_a10g", 2)
+    assert small.hours > loads["qwen3-4b:soft"].hours
+    assert set(pool_gpus) == {"gpu_a10g", "gpu_a100"}

@@ -68,7 +68,8 @@ def test_the_scorers_reserve_goes_to_trials_once_the_cells_needing_it_are_done(t
 
 
 def test_a_trial_waiting_for_a_score_elsewhere_gives_its_gpus_to_the_next(tmp_path):
-    loads = {BIG: CellLoad("a100", 8, 1.0, scorer_pool="a10g"), SHORT: CellLoad("a10g", 1, 0.1, scorer_pool="a10g")}
+    loads = {BIG: CellLoad("a100", 8, 1.0, scorer_pool="a10g", scorer_gpus=2),
+             SHORT: CellLoad("a10g", 1, 0.1, scorer_pool="a10g", scorer_gpus=1)}
     searcher = _searcher(tmp_path, {BIG: 2, SHORT: 2}, loads, {"a100": 8, "a10g": 1})
     assert _cells(searcher, 3) == [("large", "hard"), ("small", "soft"), None]
     for trial_id in list(searcher.live):
@@ -76,3 +77,17 @@ def test_a_trial_waiting_for_a_score_elsewhere_gives_its_gpus_to_the_next(tmp_pa
     # the A100s are free while BIG is scored on the A10Gs; SHORT's A10G is where its own scorer starts
     assert searcher.pool_in_use("a100") == 0 and searcher.pool_in_use("a10g") == 1
     assert _cells(searcher, 2) == [("large", "hard"), None]
+
+
+def test_a_trial_scored_where_it_trained_keeps_only_its_scorers_gpus(tmp_path):
+    """A 4-GPU trial scored by a 1-GPU replica of its own node type: 3 GPUs go to the next trial while it
+    is scored, and trials of one model waiting together count one replica."""
+    loads = {BIG: CellLoad("a100", 4, 1.0, scorer_pool="a100", scorer_gpus=1),
+             SHORT: CellLoad("a100", 2, 0.4, scorer_pool="a100", scorer_gpus=1)}
+    searcher = _searcher(tmp_path, {BIG: 3, SHORT: 2}, loads, {"a100": 8})
+    assert _cells(searcher, 3) == [("large", "hard")] * 2 + [None]
+    for trial_id in list(searcher.live):
+        searcher.on_trial_result(trial_id, {"phase": "trained", "trial_key": "k"})
+    assert searcher.pool_in_use("a100") == 1          # both BIG trials wait on one replica
+    assert _cells(searcher, 3) == [("large", "hard"), ("small", "soft"), None]   # 1 + 4 + 2 of 8
+    assert searcher.pool_in_use("a100") == 7
