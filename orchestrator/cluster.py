@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.search import CellLoad
 
 TRIAL_DRIVER_CPU = 0.01
 # Trial drivers run on the head node (Ray's own head-node resource), where Ray Train also starts each
@@ -96,7 +100,8 @@ def planned(spec, cluster_yaml: str) -> dict:
     return _plans[key]
 
 
-def trial_loads(spec, cluster_yaml: str | None = None):
+def trial_loads(spec, cluster_yaml: str | None = None) \
+        -> tuple[dict[str, CellLoad], dict[str, float], dict[str, tuple[float, list[str]]]]:
     """What the searcher needs of the plan (orchestrator.search CellSearcher's loads, pool_gpus and
     scorer_reserves, keyed by cell name): per cell, where its trials train and are scored, on how many
     GPUs, for how many expected hours; per node type, the GPUs its trials may hold at once, and the GPUs
