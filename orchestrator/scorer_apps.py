@@ -4,6 +4,7 @@ evaluation (the baseline every capability loss is measured against), computed on
 from __future__ import annotations
 
 import os
+import time
 
 from models.resolve import ModelNotFound, fetch_model
 from orchestrator.spec import SpecError, SweepSpec
@@ -50,6 +51,27 @@ def start_scorers(spec: SweepSpec, model_paths: dict[str, str]) -> dict[str, str
 def largest_lora_rank(spec: SweepSpec, label: str) -> int:
     """The largest LoRA rank any of the model's cells trains (per-model and per-method overrides)."""
     return max(spec.training_for(label, method).lora_r for method in spec.methods)
+
+
+class ReplicasUp:
+    """Replicas up per model (starting, running or stopping: each holds its GPUs) of the scorer apps
+    that scale to zero, from Serve's status, read at most once every `every_s` (the searcher asks on
+    every suggestion). Always-on replicas are left out: the planner's budgets already exclude them."""
+
+    def __init__(self, spec: SweepSpec, app_names: dict[str, str], every_s: float = 1.0):
+        self.apps = {name: label for label, name in app_names.items()
+                     if spec.evaluation_for(label).release_idle_after_s is not None}
+        self.every_s, self.read_at, self.counts = every_s, -float("inf"), {}
+
+    def __call__(self) -> dict[str, int]:
+        if self.apps and time.monotonic() - self.read_at >= self.every_s:
+            from ray import serve
+
+            applications = serve.status().applications
+            self.counts = {label: sum(sum(d.replica_states.values()) for d in applications[name].deployments.values())
+                           for name, label in self.apps.items() if name in applications}
+            self.read_at = time.monotonic()
+        return self.counts
 
 
 def stop_scorers(app_names: dict[str, str]) -> None:

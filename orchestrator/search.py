@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -281,13 +282,17 @@ class CellSearcher(Searcher):
     keys that no existing record uses. `loads` and `pool_gpus` (the GPUs trials may hold at once on each
     node type) order the cells and hold a trial back while its node type is full (see the module
     docstring); `scorer_reserves` (node type -> GPUs kept for scorer replicas, and the cells whose
-    scores need them) goes to that type's trials once those cells have no trial left to run or score."""
+    scores need them) goes to that type's trials once those cells have no trial left to run or score.
+    `scorer_replicas` (model label -> replicas up now, for scorers that scale to zero) keeps a replica's
+    GPUs counted while it lingers after its last score: a trial handed those GPUs would wait for them,
+    and the autoscaler, seeing it wait, would start a node the budget has no work for."""
 
     def __init__(self, studies: CellStudies, remaining: dict[Cell, int], objectives: list[str],
                  reruns: dict[Cell, list[Rerun]] | None = None, taken_keys: set[str] = frozenset(),
                  seed: int = 0, should_stop=lambda: False, loads: dict[Cell, CellLoad] | None = None,
                  pool_gpus: dict[str, float] | None = None,
-                 scorer_reserves: dict[str, tuple[float, set[Cell]]] | None = None):
+                 scorer_reserves: dict[str, tuple[float, set[Cell]]] | None = None,
+                 scorer_replicas: Callable[[], dict[str, int]] = dict):
         super().__init__(metric=None, mode=None)
         self.studies, self.objectives = studies, objectives
         self.remaining = dict(remaining)
@@ -301,6 +306,7 @@ class CellSearcher(Searcher):
         self.loads = {c: (loads or {}).get(c, CellLoad()) for c in remaining}
         self.pool_gpus = dict(pool_gpus or {})
         self.scorer_reserves = dict(scorer_reserves or {})
+        self.scorer_replicas = scorer_replicas
         studies.name_metrics(objectives)
 
     @property
@@ -338,13 +344,16 @@ class CellSearcher(Searcher):
                 cell.name)
 
     def pool_in_use(self, pool: str) -> float:
-        """GPUs the node type's live trials hold: a training trial its own; trials done training and
-        waiting for their scores, one scorer replica per model whose replicas land on this type (the
-        GPUs a trial freed there are where its replica starts; a new trial takes the rest)."""
+        """GPUs the node type's trials and scorers hold: a training trial its own; a model trained and
+        scored on this type, its scorer replicas: one while trials wait for their scores (the GPUs a
+        trial freed are where its replica starts; a new trial takes the rest), and as many as are up
+        (scorer_replicas), which covers a replica lingering after its last score."""
         training = sum(self.loads[c].gpus for t, (c, _) in self.live.items()
                        if self.loads[c].pool == pool and t not in self.scoring)
-        scorers = {c.model: self.loads[c].scorer_gpus for t, (c, _) in self.live.items()
-                   if t in self.scoring and self.loads[c].pool == pool == self.loads[c].scorer_pool}
+        waiting = {c.model for t, (c, _) in self.live.items() if t in self.scoring}
+        up = self.scorer_replicas()
+        scorers = {c.model: max(int(c.model in waiting), up.get(c.model, 0)) * load.scorer_gpus
+                   for c, load in self.loads.items() if load.pool == pool == load.scorer_pool}
         return training + sum(scorers.values())
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

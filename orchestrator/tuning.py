@@ -18,6 +18,7 @@ from ray.tune import Callback
 from orchestrator import progress
 from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials, trial_loads
 from orchestrator.records import TrialRecord
+from orchestrator.scorer_apps import ReplicasUp
 from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, key_number
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.store import RunStore
@@ -135,7 +136,8 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
                             spec.seed, should_stop=lambda: interruption.requested,
                             loads={c: loads[c.name] for c in remaining if c.name in loads}, pool_gpus=pool_gpus,
                             scorer_reserves={name: (gpus, {by_name[n] for n in needing if n in by_name})
-                                             for name, (gpus, needing) in reserves.items()})
+                                             for name, (gpus, needing) in reserves.items()},
+                            scorer_replicas=ReplicasUp(spec, app_names))
     context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, baselines=baselines)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)

@@ -32,6 +32,7 @@ def paper_without_accelerator_types() -> dict:
     data["evaluation"].pop("accelerator_type")
     for m in data["models"]:
         m.get("training", {}).pop("accelerator_type", None)
+        m.get("evaluation", {}).pop("accelerator_type", None)
     return data
 
 
@@ -48,7 +49,10 @@ def test_paper_plan_on_cluster_yaml_places_every_cell(capsys):
     assert cells["gemma-3-27b:soft"]["training"]["node_type"] == "gpu_a100"
     assert cells["qwen3-0.6b:hard"]["training"]["node_type"] == "gpu_a10g"
     scorers = {s["model"]: s for s in plan["scorers"]}
-    assert scorers["gemma-3-27b"]["gpus"] == 4 and scorers["gemma-3-27b"]["node_type"] == "gpu_a10g"
+    # the A100-trained models are scored where they train (the 27B over 2 GPUs), so no A10G waits for them
+    assert (scorers["gemma-3-27b"]["gpus"], scorers["gemma-3-27b"]["node_type"]) == (2, "gpu_a100")
+    assert {s["node_type"] for s in scorers.values()} == {"gpu_a10g", "gpu_a100"}
+    assert all(p["reserved_for_scorers"] == 0 for p in plan["pools"].values())
     # the hard method walks 16 samples per prompt: its trials cost more than the soft ones
     assert cells["qwen3-4b:hard"]["gpu_hours_per_trial"] > cells["qwen3-4b:soft"]["gpu_hours_per_trial"]
     assert plan["gpu_hours"]["total"] == pytest.approx(plan["gpu_hours"]["training"] + plan["gpu_hours"]["scoring"],
@@ -80,8 +84,11 @@ def test_the_sweep_sizes_concurrency_with_the_plans_function():
 def test_a_bigger_cluster_holds_more_trials(tmp_path):
     spec = load_spec(PAPER)
     config = yaml.safe_load(Path(CLUSTER).read_text())
-    config["max_workers"] = 18
+    # twice the nodes of each GPU type: more A10Gs alone would not shorten the sweep, whose length the
+    # A100s' work sets, so the planner would give them no more trials
+    config["max_workers"] = 20
     config["available_node_types"]["gpu_a10g"]["max_workers"] = 16
+    config["available_node_types"]["gpu_a100"]["max_workers"] = 4
     bigger = tmp_path / "bigger.yaml"
     bigger.write_text(yaml.safe_dump(config))
     assert plan_for(spec, str(bigger))["max_concurrent_trials"] > plan_for(spec, CLUSTER)["max_concurrent_trials"]

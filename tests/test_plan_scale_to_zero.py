@@ -6,11 +6,25 @@ from pathlib import Path
 import yaml
 
 from orchestrator.plan import plan_for
-from orchestrator.spec import load_spec
+from orchestrator.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SIM_SPEC = ROOT / "benchmarks" / "data" / "cluster_sim.yaml"   # scale-to-zero scorers on A10Gs
+SIM_SPEC = ROOT / "benchmarks" / "data" / "cluster_sim.yaml"   # scale-to-zero scorers
 CLUSTER = str(ROOT / "cluster.yaml")
+
+
+def _sim_spec(**update):
+    return load_spec(SIM_SPEC).model_copy(update={"standins": None, **update})
+
+
+def _scored_on_a10gs(**update):
+    """The simulation's sweep with every scorer on A10Gs, the A100-trained 8B and 14B over 2 of them:
+    their trials train on one node type and are scored on another."""
+    data = yaml.safe_load(SIM_SPEC.read_text())
+    for m in data["models"]:
+        if "evaluation" in m:
+            m["evaluation"] = {"tensor_parallel_size": 2}
+    return parse_spec(data).model_copy(update={"standins": None, **update})
 
 
 def _small_cluster(tmp_path) -> str:
@@ -23,20 +37,21 @@ def _small_cluster(tmp_path) -> str:
 
 def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
     cluster = _small_cluster(tmp_path)
-    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
+    spec = _sim_spec()
     assert spec.evaluation.release_idle_after_s is not None
     held = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"release_idle_after_s": None})})
     to_zero, always_on = plan_for(spec, cluster), plan_for(held, cluster)
     assert to_zero["unplaceable"] == [] == always_on["unplaceable"]
-    # always-on scorers take 6 of the 8 A10Gs for the whole sweep
+    # always-on scorers hold 2 A10Gs and 2 A100s for the whole sweep
     assert to_zero["max_concurrent_trials"] > always_on["max_concurrent_trials"]
-    assert all(s["node_type"] == "gpu_a10g" for s in to_zero["scorers"])   # still placed, for the fit check
+    trains_on = {c["cell"].split(":")[0]: c["training"]["node_type"] for c in to_zero["cells"]}
+    assert {s["model"]: s["node_type"] for s in to_zero["scorers"]} == trains_on   # still placed, for the fit check
 
 
 def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_path):
-    """The paper's 12 trials a cell: the 8B and 14B train on A100s and are scored over 2 A10Gs, so the
+    """The paper's 12 trials a cell, the 8B and 14B trained on A100s and scored over 2 A10Gs: the
     A10Gs' trials leave 2 free until those cells are done."""
-    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None, "trials_per_cell": 12})
+    spec = _scored_on_a10gs(trials_per_cell=12)
     plan = plan_for(spec, _small_cluster(tmp_path))
     assert plan["pools"]["gpu_a100"] == {"trial_gpus": 8.0, "trial_gpus_once_scored": 8.0, "reserved_for_scorers": 0.0,
                                          "reserved_for": [], "useful_gpus": 8.0}
@@ -47,10 +62,19 @@ def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_
     assert plan["max_concurrent_trials"] == 10
 
 
+def test_models_scored_where_they_train_keep_no_gpus_back(tmp_path):
+    """The simulation's sweep as shipped scores the 8B and 14B on A100s: no node type waits for
+    another's scorers, so all 16 A10Gs and A100s go to trials (8 one-GPU A10G trials, 4 of the 8B's)."""
+    plan = plan_for(_sim_spec(trials_per_cell=12), _small_cluster(tmp_path))
+    for pool in plan["pools"].values():
+        assert pool["reserved_for_scorers"] == 0 and pool["trial_gpus"] == pool["useful_gpus"] == 8, pool
+    assert plan["max_concurrent_trials"] == 12
+
+
 def test_a_node_type_gets_only_the_nodes_that_shorten_the_sweep(tmp_path):
     """With 3 trials a cell the A10Gs' work (about 20 GPU-hours, 16 of them three 5.3-hour 4B trials)
     takes the longest trial's time on one node's 4 GPUs: a second node would end the sweep no sooner."""
-    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None, "trials_per_cell": 3})
+    spec = _sim_spec(trials_per_cell=3)
     plan = plan_for(spec, _small_cluster(tmp_path))
     a10g = plan["pools"]["gpu_a10g"]
     assert (a10g["useful_gpus"], a10g["trial_gpus"], a10g["trial_gpus_once_scored"]) == (4.0, 4.0, 4.0)
@@ -76,7 +100,7 @@ def test_idle_replicas_are_seen_idle_within_the_delay():
 def test_the_sweep_plans_once_for_its_concurrency_and_its_loads(tmp_path, monkeypatch):
     from orchestrator import cluster, plan
 
-    spec = load_spec(SIM_SPEC).model_copy(update={"standins": None})
+    spec = _scored_on_a10gs()
     calls = []
     real = plan.plan_for
     monkeypatch.setattr(plan, "plan_for", lambda *a: calls.append(a) or real(*a))

@@ -91,3 +91,24 @@ def test_a_trial_scored_where_it_trained_keeps_only_its_scorers_gpus(tmp_path):
     assert searcher.pool_in_use("a100") == 1          # both BIG trials wait on one replica
     assert _cells(searcher, 3) == [("large", "hard"), ("small", "soft"), None]   # 1 + 4 + 2 of 8
     assert searcher.pool_in_use("a100") == 7
+
+
+def test_a_replica_lingering_after_its_last_score_keeps_its_gpus(tmp_path):
+    """A scorer that scales to zero stays up for its idle delay after the score: until Serve stops it,
+    its GPU is not free, and a trial handed it would wait there (and the autoscaler would add a node)."""
+    up = {"small": 1}
+    loads = {SHORT: CellLoad("a10g", 1, 0.1, scorer_pool="a10g", scorer_gpus=1)}
+    studies = CellStudies("s", [SHORT], ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 4, LR, MIX)
+    searcher = CellSearcher(studies, {SHORT: 4}, ["a", "b"], loads=loads, pool_gpus={"a10g": 2},
+                            scorer_replicas=lambda: up)
+    assert _cells(searcher, 2) == [("small", "soft"), None]        # the base model's replica holds 1 of 2
+    up["small"] = 0
+    assert _cells(searcher, 1) == [("small", "soft")]
+    first = next(iter(searcher.live))
+    searcher.on_trial_result(first, {"phase": "trained", "trial_key": "k"})
+    up["small"] = 1                                                  # its replica starts and scores it
+    assert searcher.pool_in_use("a10g") == 2 and _cells(searcher, 1) == [None]
+    searcher.on_trial_complete(first, {"a": 1.0, "b": 2.0})
+    assert searcher.pool_in_use("a10g") == 2 and _cells(searcher, 1) == [None]   # scored; the replica lingers
+    up["small"] = 0
+    assert _cells(searcher, 1) == [("small", "soft")]
