@@ -346,7 +346,8 @@ def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = Fal
 
         from trainers.ray_local import free_port
 
-        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})   # not 8000: another Serve may hold it
+        # not port 8000: another Serve may hold it; the proxy on the head only, as the sweep starts it
+        serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": free_port()})
         monitor = Monitor(cluster, work / "results" / spec.name / "standins" / "timeline.jsonl", kill)
         monitor.start()
         t0 = time.time()

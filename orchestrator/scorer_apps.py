@@ -30,8 +30,14 @@ def app_name(spec: SweepSpec, label: str) -> str:
 
 
 def start_scorers(spec: SweepSpec, model_paths: dict[str, str]) -> dict[str, str]:
+    """One app per model. Serve's HTTP proxy runs on the head only: trials reach the scorers through
+    handles, and a proxy on a GPU node kept it from counting as idle for 30 s after its last replica
+    went (a Serve instance already running keeps its own settings)."""
+    from ray import serve
+
     from evaluators.service import start_scorer
 
+    serve.start(proxy_location="HeadOnly")
     names = {}
     for m in spec.models:
         e = spec.evaluation_for(m.label)
@@ -54,13 +60,18 @@ def largest_lora_rank(spec: SweepSpec, label: str) -> int:
 
 
 class ReplicasUp:
-    """Replicas up per model (starting, running or stopping: each holds its GPUs) of the scorer apps
-    that scale to zero, from Serve's status, read at most once every `every_s` (the searcher asks on
-    every suggestion). Always-on replicas are left out: the planner's budgets already exclude them."""
+    """Replicas up per model (starting, running or stopping: each holds its GPUs) of the given scorer
+    apps, from Serve's status, read at most once every `every_s` (the searcher asks on every
+    suggestion). The sweep gives it the apps that scale to zero: the planner's budgets already leave
+    out always-on replicas' GPUs."""
 
-    def __init__(self, spec: SweepSpec, app_names: dict[str, str], every_s: float = 1.0):
-        self.apps = {name: label for label, name in app_names.items()
-                     if spec.evaluation_for(label).release_idle_after_s is not None}
+    @classmethod
+    def scaling_to_zero(cls, spec: SweepSpec, app_names: dict[str, str]) -> ReplicasUp:
+        return cls({label: name for label, name in app_names.items()
+                    if spec.evaluation_for(label).release_idle_after_s is not None})
+
+    def __init__(self, app_names: dict[str, str], every_s: float = 1.0):
+        self.apps = {name: label for label, name in app_names.items()}   # of scale-to-zero scorers only
         self.every_s, self.read_at, self.counts = every_s, -float("inf"), {}
 
     def __call__(self) -> dict[str, int]:

@@ -94,6 +94,7 @@ def run_trial(config: dict, context: TrialContext) -> None:
         handle = serve.get_app_handle(context.app_names[label])
         scores = evaluate_for(handle, spec, trained.output_dir)
         t2 = time.time()
+        let_handle_report_idle(spec, label)
         values, errors = objective_values(spec, scores, context.baselines[label], store.baseline_rows(label))
         record = record.model_copy(update=dict(
             status="done", adapter_dir=trained.output_dir, train_metrics=trained.metrics,
@@ -110,6 +111,17 @@ def run_trial(config: dict, context: TrialContext) -> None:
 
 
 run_trial.__mixins__ = (NamedTrialActor,)   # the dashboard names the trial's actor by its key
+
+
+def let_handle_report_idle(spec: SweepSpec, label: str) -> None:
+    """Serve scales a scorer to zero only once every handle has reported no requests, and keeps the
+    last report of a handle whose process ended (this trial's, "1 ongoing") for 10 s: the replica
+    held its GPUs that much longer after every trial. Waiting one report interval lets it go."""
+    from evaluators.service import idle_autoscaling
+
+    e = spec.evaluation_for(label)
+    if e.release_idle_after_s is not None:
+        time.sleep(1.5 * idle_autoscaling(e.replicas, e.release_idle_after_s)["metrics_interval_s"])
 
 
 def seed_of(spec: SweepSpec, config: dict) -> int:

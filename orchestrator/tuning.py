@@ -137,7 +137,7 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
                             loads={c: loads[c.name] for c in remaining if c.name in loads}, pool_gpus=pool_gpus,
                             scorer_reserves={name: (gpus, {by_name[n] for n in needing if n in by_name})
                                              for name, (gpus, needing) in reserves.items()},
-                            scorer_replicas=ReplicasUp(spec, app_names))
+                            scorer_replicas=ReplicasUp.scaling_to_zero(spec, app_names))
     context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, baselines=baselines)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)
