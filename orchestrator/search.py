@@ -2,8 +2,8 @@
 
 Tune runs a single experiment; this searcher hands out trials cell by cell until every cell has used
 its budget. Given each cell's load (the planner's node type, GPUs and expected hours of one trial), it
-starts the cell with the most expected work left first, so the sweep ends on short trials rather than
-on a long one running alone, and it hands out a cell's trial only while that node type has GPUs for
+starts the cell with the most expected GPU-hours left first, so the sweep ends on small trials rather
+than on a long one running alone, and it hands out a cell's trial only while that node type has GPUs for
 it: trials waiting for a full node type would otherwise take Tune's concurrency slots from another.
 Without loads it goes round robin (the cell with the fewest trials so far next). Each cell's study lives in RDB storage
 (SQLite locally), so `optuna-dashboard sqlite:///<run>/optuna.db` shows the fronts live, and a resumed
@@ -317,7 +317,7 @@ class CellSearcher(Searcher):
         open_cells = [c for c, n in self.remaining.items() if n > 0]
         if not open_cells or self.interrupted:
             return Searcher.FINISHED
-        ready = [c for c in open_cells if self.has_room(c)]
+        ready = [c for c in open_cells if self.has_room(c) and not self.waits_behind(c, open_cells)]
         if not ready:
             return None   # every open cell's node type is full: Tune asks again once a trial ends
         cell = min(ready, key=self.priority)
@@ -337,13 +337,24 @@ class CellSearcher(Searcher):
                 "lr": lr, "mix": mix, "seed": seed}
 
     def priority(self, cell: Cell) -> tuple:
-        """Sort key, smallest first: reruns (they resume checkpoints), then the most expected hours
-        left in the cell (longest-first list scheduling: the last trials to start are short ones),
-        then the fewest trials started."""
-        return (not self.reruns[cell], -self.remaining[cell] * self.loads[cell].hours, self.started[cell],
-                cell.name)
+        """Sort key, smallest first: reruns (they resume checkpoints), then the most expected GPU-hours
+        left in the cell (largest-first list scheduling: the last trials to start are small ones, which
+        fill the gaps the large ones leave; by hours alone, 2-GPU trials went before the 4-GPU ones
+        that then waited for 4 free GPUs at the end), then the fewest trials started."""
+        load = self.loads[cell]
+        return (not self.reruns[cell], -self.remaining[cell] * load.hours * max(load.gpus, 1.0),
+                self.started[cell], cell.name)
 
-    def pool_in_use(self, pool: str) -> float:
+    def waits_behind(self, cell: Cell, open_cells: list[Cell]) -> bool:
+        """Whether a cell ahead of this one on its node type waits only for idle scorer replicas to go
+        (within their release delay): their GPUs are kept for it, not handed to a smaller trial that
+        would hold them for hours while the larger one waits for a whole set of free GPUs."""
+        pool = self.loads[cell].pool
+        return pool is not None and any(
+            self.loads[c].pool == pool and self.priority(c) < self.priority(cell)
+            and not self.has_room(c) and self.has_room(c, count_idle_replicas=False) for c in open_cells)
+
+    def pool_in_use(self, pool: str, count_idle_replicas: bool = True) -> float:
         """GPUs the node type's trials and scorers hold: a training trial its own; a model trained and
         scored on this type, its scorer replicas: one while trials wait for their scores (the GPUs a
         trial freed are where its replica starts; a new trial takes the rest), and as many as are up
@@ -351,7 +362,7 @@ class CellSearcher(Searcher):
         training = sum(self.loads[c].gpus for t, (c, _) in self.live.items()
                        if self.loads[c].pool == pool and t not in self.scoring)
         waiting = {c.model for t, (c, _) in self.live.items() if t in self.scoring}
-        up = self.scorer_replicas()
+        up = self.scorer_replicas() if count_idle_replicas else {}
         scorers = {c.model: max(int(c.model in waiting), up.get(c.model, 0)) * load.scorer_gpus
                    for c, load in self.loads.items() if load.pool == pool == load.scorer_pool}
         return training + sum(scorers.values())
@@ -363,14 +374,14 @@ class CellSearcher(Searcher):
         if result.get("phase") == "trained" and trial_id in self.live:
             self.scoring.add(trial_id)
 
-    def has_room(self, cell: Cell) -> bool:
+    def has_room(self, cell: Cell, count_idle_replicas: bool = True) -> bool:
         """Whether the cell's node type has GPUs for one more of its trials. A node type with nothing
         live always takes one, so a trial larger than its budget still runs."""
         load = self.loads[cell]
         budget = self.budget(load.pool) if load.pool else None
         if budget is None:
             return True
-        used = self.pool_in_use(load.pool)
+        used = self.pool_in_use(load.pool, count_idle_replicas)
         return used == 0 or used + load.gpus <= budget + 1e-9
 
     def budget(self, pool: str) -> float | None:

@@ -39,6 +39,15 @@ def test_the_cell_with_the_most_expected_hours_left_goes_first(tmp_path):
     assert _cells(searcher, 6) == [("small", "hard")] * 3 + [("small", "soft")] * 3
 
 
+def test_on_one_node_type_the_most_gpu_hours_left_go_first(tmp_path):
+    """4-GPU trials of 0.85 h (3.4 GPU-hours) before 2-GPU trials of 1 h (2): started by hours, the
+    2-GPU ones went first, and the 4-GPU ones waited at the end for 4 free GPUs with the rest idle."""
+    mid = Cell("mid", "hard")
+    loads = {BIG: CellLoad("a100", 4, 0.85), mid: CellLoad("a100", 2, 1.0)}
+    searcher = _searcher(tmp_path, {BIG: 3, mid: 3}, loads, {"a100": 8})
+    assert _cells(searcher, 3) == [("large", "hard"), ("large", "hard"), None]
+
+
 def test_a_full_node_type_holds_its_cells_back_while_another_type_goes_on(tmp_path):
     loads = {BIG: CellLoad("a100", 4, 9.0), SHORT: CellLoad("a10g", 1, 0.1)}
     searcher = _searcher(tmp_path, {BIG: 3, SHORT: 3}, loads, {"a100": 8, "a10g": 2})
@@ -112,3 +121,18 @@ def test_a_replica_lingering_after_its_last_score_keeps_its_gpus(tmp_path):
     assert searcher.pool_in_use("a10g") == 2 and _cells(searcher, 1) == [None]   # scored; the replica lingers
     up["small"] = 0
     assert _cells(searcher, 1) == [("small", "soft")]
+
+
+def test_a_larger_trial_waiting_only_for_idle_replicas_keeps_its_gpus(tmp_path):
+    """The base model's scorer lingers on 1 of 8 GPUs: the second 4-GPU trial waits the few minutes
+    it takes to go rather than the 2-GPU trials taking its GPUs for hours."""
+    mid = Cell("mid", "hard")
+    up = {"large": 1}
+    loads = {BIG: CellLoad("a100", 4, 0.85, scorer_pool="a100", scorer_gpus=1),
+             mid: CellLoad("a100", 2, 1.0, scorer_pool="a100", scorer_gpus=1)}
+    studies = CellStudies("s", [BIG, mid], ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 4, LR, MIX)
+    searcher = CellSearcher(studies, {BIG: 3, mid: 3}, ["a", "b"], loads=loads, pool_gpus={"a100": 8},
+                            scorer_replicas=lambda: up)
+    assert _cells(searcher, 2) == [("large", "hard"), None]   # 4 + 1 of 8: the 2-GPU trial would fit
+    up["large"] = 0
+    assert _cells(searcher, 2) == [("large", "hard"), None]
