@@ -115,8 +115,8 @@ run_trial.__mixins__ = (NamedTrialActor,)   # the dashboard names the trial's ac
 
 def let_handle_report_idle(spec: SweepSpec, label: str) -> None:
     """Serve scales a scorer to zero only once every handle has reported no requests, and keeps the
-    last report of a handle whose process ended (this trial's, "1 ongoing") for 10 s: the replica
-    held its GPUs that much longer after every trial. Waiting one report interval lets it go."""
+    last report of a handle whose process ended (this trial's, "1 ongoing") for 10 s, which can hold
+    the replica's GPUs that much longer. Waiting one report interval lets the report say idle."""
     from evaluators.service import idle_autoscaling
 
     e = spec.evaluation_for(label)
