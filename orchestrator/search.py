@@ -2,8 +2,8 @@
 
 Tune runs a single experiment; this searcher hands out trials cell by cell until every cell has used
 its budget. Given each cell's load (the planner's node type, GPUs and expected hours of one trial), it
-starts the cell with the most expected GPU-hours left first, so the sweep ends on small trials rather
-than on a long one running alone, and it hands out a cell's trial only while that node type has GPUs for
+starts the cell whose trials take the most expected GPU-hours first, so the sweep ends on small
+trials rather than on a long one running alone, and it hands out a cell's trial only while that node type has GPUs for
 it: trials waiting for a full node type would otherwise take Tune's concurrency slots from another.
 Without loads it goes round robin (the cell with the fewest trials so far next). Each cell's study lives in RDB storage
 (SQLite locally), so `optuna-dashboard sqlite:///<run>/optuna.db` shows the fronts live, and a resumed
@@ -338,11 +338,13 @@ class CellSearcher(Searcher):
 
     def priority(self, cell: Cell) -> tuple:
         """Sort key, smallest first: reruns (they resume checkpoints), then the most expected GPU-hours
-        left in the cell (largest-first list scheduling: the last trials to start are small ones, which
+        of one trial (largest-first list scheduling: the last trials to start are small ones, which
         fill the gaps the large ones leave; by hours alone, 2-GPU trials went before the 4-GPU ones
-        that then waited for 4 free GPUs at the end), then the fewest trials started."""
+        that then waited for 4 free GPUs at the end; by the cell's GPU-hours left, three 2-GPU trials
+        went before the last 4-GPU one, which then ran alone beside 3 idle GPUs), then the most trials
+        left, then the fewest started."""
         load = self.loads[cell]
-        return (not self.reruns[cell], -self.remaining[cell] * load.hours * max(load.gpus, 1.0),
+        return (not self.reruns[cell], -load.hours * max(load.gpus, 1.0), -self.remaining[cell],
                 self.started[cell], cell.name)
 
     def waits_behind(self, cell: Cell, open_cells: list[Cell]) -> bool:

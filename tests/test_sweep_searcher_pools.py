@@ -1,6 +1,6 @@
 """The searcher's order and per-node-type budgets (orchestrator.search CellLoad, pool_gpus): the cell
-with the most expected hours left starts first, and a cell whose node type has no GPUs left for one
-more trial waits while other node types' cells go on. Real Optuna studies (SQLite), no Ray."""
+whose trials take the most expected GPU-hours starts first, and a cell whose node type has no GPUs
+left for one more trial waits while other node types' cells go on. Real Optuna studies (SQLite), no Ray."""
 
 import itertools
 
@@ -46,6 +46,16 @@ def test_on_one_node_type_the_most_gpu_hours_left_go_first(tmp_path):
     loads = {BIG: CellLoad("a100", 4, 0.85), mid: CellLoad("a100", 2, 1.0)}
     searcher = _searcher(tmp_path, {BIG: 3, mid: 3}, loads, {"a100": 8})
     assert _cells(searcher, 3) == [("large", "hard"), ("large", "hard"), None]
+
+
+def test_one_long_trial_left_goes_before_many_shorter_ones(tmp_path):
+    """The last 4-GPU trial (4.4 GPU-hours) before three 2-GPU trials (2.4 each, 7.3 in all): ordered by
+    the cell's GPU-hours left, the three went first and the 4-GPU one ran last, alone beside 3 idle GPUs
+    (the scale simulation's A100 node)."""
+    mid = Cell("mid", "hard")
+    loads = {BIG: CellLoad("a100", 4, 1.1), mid: CellLoad("a100", 2, 1.22)}
+    searcher = _searcher(tmp_path, {BIG: 1, mid: 3}, loads, {"a100": 8})
+    assert _cells(searcher, 4) == [("large", "hard"), ("mid", "hard"), ("mid", "hard"), None]
 
 
 def test_a_full_node_type_holds_its_cells_back_while_another_type_goes_on(tmp_path):
