@@ -124,6 +124,18 @@ def idle_autoscaling(replicas: int, release_idle_after_s: float) -> dict:
             "look_back_period_s": look_back, "metrics_interval_s": min(10.0, look_back / 2)}
 
 
+def idle_report_wait_s(replicas: int, release_idle_after_s: float) -> float:
+    """How long a process that scored through a handle waits before it exits, so the handle's last
+    report to Serve says idle. Serve averages the requests a handle reported over its look-back window,
+    and keeps the last report of a handle whose process ended for 10 s (Ray's
+    RAY_SERVE_MIN_HANDLE_METRICS_TIMEOUT_S): a last report still holding the request's samples kept the
+    replica, and its GPUs, up those 10 s (the controller's log: "Dropping stale metrics for handle ...
+    Peak ongoing requests was: 1.0", then the downscale a second later). One look-back and two report
+    intervals leave only idle samples; waiting past the 10 s saves nothing."""
+    autoscaling = idle_autoscaling(replicas, release_idle_after_s)
+    return min(autoscaling["look_back_period_s"] + 2 * autoscaling["metrics_interval_s"], 10.0)
+
+
 def start_scorer(settings: ScorerSettings):
     """Deploy (or update) the scorer app for one base model and return its DeploymentHandle.
 

@@ -1,5 +1,5 @@
-"""The sweep's scoring side: one Serve scorer app per base model, and each base model's "before"
-evaluation (the baseline every capability loss is measured against), computed once per sweep."""
+"""The sweep's scoring side: one Serve scorer app per base model (orchestrator.baselines scores the
+base models themselves)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import time
 
 from models.resolve import ModelNotFound, fetch_model
 from orchestrator.spec import SpecError, SweepSpec
-from orchestrator.store import RunStore
-from orchestrator.trial import evaluate_for
 
 
 def resolve_models(spec: SweepSpec) -> dict[str, str]:
@@ -90,33 +88,3 @@ def stop_scorers(app_names: dict[str, str]) -> None:
 
     for name in app_names.values():
         stop_scorer(name)
-
-
-def ensure_baselines(spec: SweepSpec, store: RunStore, app_names: dict[str, str]) -> dict[str, dict]:
-    """Evaluate each base model once; a resumed sweep reuses the saved scores. The models are scored
-    at once, each by its own app (one after another, the scorers that scale to zero each started, loaded
-    and scored alone while the cluster's GPU nodes waited for the first trial); each is saved as it
-    finishes, from this thread."""
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-
-    from ray import serve
-
-    todo = [m for m in spec.models if m.label not in store.baselines()]
-    if todo:
-        pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="baseline")
-        futures = {}
-        for m in todo:
-            print(f"Scoring base model {m.label} (the 'before' row)", flush=True)
-            futures[pool.submit(evaluate_for, serve.get_app_handle(app_names[m.label]), spec, None,
-                                progress=f"base model {m.label}")] = m
-        try:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    m, result = futures[future], future.result()
-                    store.save_baseline_rows(m.label, result["rows"])
-                    store.save_baseline(m.label, {"model_ref": m.ref, "metrics": result["summary"]})
-        finally:   # an error or an interruption: the rest are not waited for
-            pool.shutdown(wait=False, cancel_futures=True)
-    return {label: entry["metrics"] for label, entry in store.baselines().items()}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import optuna
@@ -285,14 +285,16 @@ class CellSearcher(Searcher):
     scores need them) goes to that type's trials once those cells have no trial left to run or score.
     `scorer_replicas` (model label -> replicas up now, for scorers that scale to zero) keeps a replica's
     GPUs counted while it lingers after its last score: a trial handed those GPUs would wait for them,
-    and the autoscaler, seeing it wait, would start a node the budget has no work for."""
+    and the autoscaler, seeing it wait, would start a node the budget has no work for. `unscorable`
+    (model labels whose base model could not be scored) closes those models' cells."""
 
     def __init__(self, studies: CellStudies, remaining: dict[Cell, int], objectives: list[str],
                  reruns: dict[Cell, list[Rerun]] | None = None, taken_keys: set[str] = frozenset(),
                  seed: int = 0, should_stop=lambda: False, loads: dict[Cell, CellLoad] | None = None,
                  pool_gpus: dict[str, float] | None = None,
                  scorer_reserves: dict[str, tuple[float, set[Cell]]] | None = None,
-                 scorer_replicas: Callable[[], dict[str, int]] = dict):
+                 scorer_replicas: Callable[[], dict[str, int]] = dict,
+                 unscorable: Callable[[], Collection[str]] = set):
         super().__init__(metric=None, mode=None)
         self.studies, self.objectives = studies, objectives
         self.remaining = dict(remaining)
@@ -307,6 +309,7 @@ class CellSearcher(Searcher):
         self.pool_gpus = dict(pool_gpus or {})
         self.scorer_reserves = dict(scorer_reserves or {})
         self.scorer_replicas = scorer_replicas
+        self.unscorable = unscorable   # models whose base model could not be scored: no more trials
         studies.name_metrics(objectives)
 
     @property
@@ -314,7 +317,8 @@ class CellSearcher(Searcher):
         return bool(self.should_stop())
 
     def suggest(self, trial_id: str):
-        open_cells = [c for c, n in self.remaining.items() if n > 0]
+        unscorable = self.unscorable()
+        open_cells = [c for c, n in self.remaining.items() if n > 0 and c.model not in unscorable]
         if not open_cells or self.interrupted:
             return Searcher.FINISHED
         ready = [c for c in open_cells if self.has_room(c) and not self.waits_behind(c, open_cells)]
@@ -341,11 +345,10 @@ class CellSearcher(Searcher):
         of one trial (largest-first list scheduling: the last trials to start are small ones, which
         fill the gaps the large ones leave; by hours alone, 2-GPU trials went before the 4-GPU ones
         that then waited for 4 free GPUs at the end; by the cell's GPU-hours left, three 2-GPU trials
-        went before the last 4-GPU one, which then ran alone beside 3 idle GPUs), then the most trials
-        left, then the fewest started."""
+        went before the last 4-GPU one, which then ran alone beside 3 idle GPUs), then the fewest
+        trials started."""
         load = self.loads[cell]
-        return (not self.reruns[cell], -load.hours * max(load.gpus, 1.0), -self.remaining[cell],
-                self.started[cell], cell.name)
+        return (not self.reruns[cell], -load.hours * max(load.gpus, 1.0), self.started[cell], cell.name)
 
     def waits_behind(self, cell: Cell, open_cells: list[Cell]) -> bool:
         """Whether a cell ahead of this one on its node type waits only for idle scorer replicas to go

@@ -2,6 +2,7 @@
 
     <storage>/<name>/spec.json             the validated spec
     <storage>/<name>/baselines.json        one entry per base model: its scores before tuning
+    <storage>/<name>/baselines/            their per-item rows, and why a base model could not be scored
     <storage>/<name>/trials/<key>.json     one record per trial: config, status, metrics, artifacts
     <storage>/<name>/optuna.db             the Optuna studies (one per cell), for optuna-dashboard
     <storage>/<name>/adapters/<key>/       trained adapters
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -155,6 +157,37 @@ class RunStore:
         data = self.baselines()
         data[model_label] = entry
         write_json(self.root / "baselines.json", data)
+
+    def baseline_error(self, model_label: str) -> str | None:
+        """Why the base model could not be scored in this run, or None."""
+        try:
+            return self._baseline_error_path(model_label).read_text()
+        except FileNotFoundError:
+            return None
+
+    def save_baseline_error(self, model_label: str, error: str) -> None:
+        path = self._baseline_error_path(model_label)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(error)
+
+    def clear_baseline_error(self, model_label: str) -> None:
+        self._baseline_error_path(model_label).unlink(missing_ok=True)
+
+    def _baseline_error_path(self, model_label: str) -> Path:
+        return self.root / "baselines" / f"{model_label}.error.txt"
+
+    def wait_for_baseline(self, model_label: str, poll_s: float = 1.0) -> dict:
+        """The base model's saved metrics, waiting while it is scored (beside the first trials:
+        orchestrator.baselines); raises RuntimeError naming its error if it could not be scored."""
+        while True:
+            entry = self.baselines().get(model_label)
+            if entry is not None:
+                return entry["metrics"]
+            error = self.baseline_error(model_label)
+            if error is not None:
+                raise RuntimeError(f"base model {model_label} could not be scored ({error}); resuming the sweep "
+                                   "scores it again")
+            time.sleep(poll_s)
 
 
 def _reason(err: Exception) -> str:

@@ -10,10 +10,10 @@ Rerunning the same spec and storage (or passing --resume) continues an interrupt
 trials are kept, an interrupted one runs again under its key (resuming its last training checkpoint),
 and every cell ends with its planned trial count.
 
-Exit status: 0 when every trial finished, 1 when a trial failed (its record holds the error), 2 for a
-bad spec or setting (refused before Ray starts and before anything is written) or a run directory in
-use by another sweep, 130 / 143 when stopped by SIGINT / SIGTERM (no report is written; the command
-to resume is printed).
+Exit status: 0 when every trial finished, 1 when a trial failed (its record holds the error) or a base
+model could not be scored (baselines/<model>.error.txt holds it), 2 for a bad spec or setting (refused
+before Ray starts and before anything is written) or a run directory in use by another sweep, 130 /
+143 when stopped by SIGINT / SIGTERM (no report is written; the command to resume is printed).
 """
 
 from __future__ import annotations
@@ -78,11 +78,13 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
 def run(spec: SweepSpec, address: str | None = None, resume: bool = False, cluster_yaml: str | None = None,
         interruption: Interruption | None = None):
     """Run (or resume) a sweep. Everything checkable is checked before the run directory is locked,
-    written or Ray started; the lock is held until the sweep ends."""
+    written or Ray started; the lock is held until the sweep ends. Returns the Pareto front, the failed
+    trials' records and, per model whose base model could not be scored, its error."""
     from orchestrator import cluster
+    from orchestrator.baselines import BaselineScoring
     from orchestrator.preflight import PreflightError, check_sweep
     from orchestrator.report import format_front, write_report
-    from orchestrator.scorer_apps import ensure_baselines, resolve_models, start_scorers, stop_scorers
+    from orchestrator.scorer_apps import resolve_models, start_scorers, stop_scorers
     from orchestrator.spec import SpecError
     from orchestrator.store import RunStore
     from orchestrator.tuning import run_tune
@@ -106,8 +108,8 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
             t0 = time.time()
             app_names = start_scorers(spec, model_paths)
             try:
-                baselines = ensure_baselines(spec, store, app_names)
-                run_tune(spec, store, model_paths, app_names, baselines, interruption)
+                with BaselineScoring(spec, store, app_names) as baselines:
+                    run_tune(spec, store, model_paths, app_names, interruption, baselines.errors.keys)
             finally:  # free the replicas' resources for whatever runs next on this cluster
                 stop_scorers(app_names)
         except SweepInterrupted:
@@ -119,7 +121,10 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
     failed = [r for r in store.trial_records() if r.status == "error"]
     for r in failed:
         print(f"trial {r.key} failed: {r.error}", file=sys.stderr)
-    return front, failed
+    for label, error in baselines.errors.items():
+        print(f"base model {label} could not be scored: {error}; its cells' remaining trials did not start "
+              "(resume to score it again and run them)", file=sys.stderr)
+    return front, failed, baselines.errors
 
 
 def mark_interrupted(store, since: float | None) -> list[str]:
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.plan:
             return print_plan(spec, args.cluster, args.json, args.address)
-        _, failed = run(spec, args.address, args.resume, args.cluster, Interruption())
+        _, failed, unscored = run(spec, args.address, args.resume, args.cluster, Interruption())
     except (SpecError, RunLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
               f"marked interrupted and no report was written.\nResume with:\n  {resume_command(args, storage)}",
               file=sys.stderr, flush=True)
         return stop.exit_code
-    return 1 if failed else 0
+    return 1 if failed or unscored else 0
 
 
 def _checked_storage(storage: str) -> str:

@@ -25,7 +25,6 @@ class TrialContext:
     run_dir: str
     model_paths: dict[str, str]   # model label -> resolved path
     app_names: dict[str, str]     # model label -> scorer app name
-    baselines: dict[str, dict]    # model label -> baseline summary
 
 
 def train_config(spec: SweepSpec, label: str, model_path: str, method: str, lr: float, mix: float, seed: int):
@@ -94,12 +93,13 @@ def run_trial(config: dict, context: TrialContext) -> None:
         handle = serve.get_app_handle(context.app_names[label])
         scores = evaluate_for(handle, spec, trained.output_dir)
         t2 = time.time()
+        # kept if the base model's score, which the objectives need, turns out to have failed
+        record = record.model_copy(update=dict(adapter_dir=trained.output_dir, train_metrics=trained.metrics,
+                                               metrics=scores["summary"], train_wall_s=t1 - t0, eval_wall_s=t2 - t1))
         let_handle_report_idle(spec, label)
-        values, errors = objective_values(spec, scores, context.baselines[label], store.baseline_rows(label))
-        record = record.model_copy(update=dict(
-            status="done", adapter_dir=trained.output_dir, train_metrics=trained.metrics,
-            metrics=scores["summary"], train_wall_s=t1 - t0, eval_wall_s=t2 - t1, objectives=values,
-            objective_se=errors, finished_at=time.time()))
+        values, errors = objective_values(spec, scores, store.wait_for_baseline(label), store.baseline_rows(label))
+        record = record.model_copy(update=dict(status="done", objectives=values, objective_se=errors,
+                                               finished_at=time.time()))
     except Exception as err:  # keep the record: a failed trial is reported, not lost
         store.write_trial(record.model_copy(update=dict(
             status="error", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
@@ -115,13 +115,13 @@ run_trial.__mixins__ = (NamedTrialActor,)   # the dashboard names the trial's ac
 
 def let_handle_report_idle(spec: SweepSpec, label: str) -> None:
     """Serve scales a scorer to zero only once every handle has reported no requests, and keeps the
-    last report of a handle whose process ended (this trial's, "1 ongoing") for 10 s, which can hold
-    the replica's GPUs that much longer. Waiting one report interval lets the report say idle."""
-    from evaluators.service import idle_autoscaling
+    last report of a handle whose process ended (this trial's) for 10 s: the trial waits until its
+    handle has reported itself idle (evaluators.service idle_report_wait_s)."""
+    from evaluators.service import idle_report_wait_s
 
     e = spec.evaluation_for(label)
     if e.release_idle_after_s is not None:
-        time.sleep(1.5 * idle_autoscaling(e.replicas, e.release_idle_after_s)["metrics_interval_s"])
+        time.sleep(idle_report_wait_s(e.replicas, e.release_idle_after_s))
 
 
 def seed_of(spec: SweepSpec, config: dict) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Collection
 
 from ray.tune import Callback
 
@@ -116,7 +117,10 @@ def taken_keys(store: RunStore) -> set[str]:
     return keys
 
 
-def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines, interruption=None) -> None:
+def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, interruption=None,
+             unscorable: Callable[[], Collection[str]] = set) -> None:
+    """`unscorable` names the models whose base model could not be scored: no more of their trials
+    start (orchestrator.baselines)."""
     from ray import tune
 
     from orchestrator.interrupt import Interruption, make_stopper
@@ -137,9 +141,8 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, baselines
                             loads={c: loads[c.name] for c in remaining if c.name in loads}, pool_gpus=pool_gpus,
                             scorer_reserves={name: (gpus, {by_name[n] for n in needing if n in by_name})
                                              for name, (gpus, needing) in reserves.items()},
-                            scorer_replicas=ReplicasUp.scaling_to_zero(spec, app_names))
-    context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths,
-                           app_names=app_names, baselines=baselines)
+                            scorer_replicas=ReplicasUp.scaling_to_zero(spec, app_names), unscorable=unscorable)
+    context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths, app_names=app_names)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)
     tuner = tune.Tuner(
         trainable,

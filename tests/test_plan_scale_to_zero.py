@@ -97,6 +97,16 @@ def test_idle_replicas_are_seen_idle_within_the_delay():
     assert (long.look_back_period_s, long.metrics_interval_s, long.max_replicas) == (30.0, 10.0, 2)
 
 
+def test_a_trial_waits_until_its_handles_last_report_holds_only_idle_samples():
+    """Serve averages a handle's samples over the look-back and keeps a dead handle's last report 10 s:
+    waiting less than a look-back and a report interval, a trial kept its replica up those 10 s."""
+    from evaluators.service import idle_autoscaling, idle_report_wait_s
+
+    short = idle_autoscaling(1, 1.0)
+    assert idle_report_wait_s(1, 1.0) >= short["look_back_period_s"] + short["metrics_interval_s"]
+    assert idle_report_wait_s(1, 600.0) == 10.0   # the stale report is dropped by then anyway
+
+
 def test_the_sweep_plans_once_for_its_concurrency_and_its_loads(tmp_path, monkeypatch):
     from orchestrator import cluster, plan
 

@@ -146,3 +146,14 @@ def test_a_larger_trial_waiting_only_for_idle_replicas_keeps_its_gpus(tmp_path):
     assert _cells(searcher, 2) == [("large", "hard"), None]   # 4 + 1 of 8: the 2-GPU trial would fit
     up["large"] = 0
     assert _cells(searcher, 2) == [("large", "hard"), None]
+
+
+def test_no_more_trials_of_a_model_whose_base_model_could_not_be_scored(tmp_path):
+    """Its trials could not be measured against it: the other model's cells go on, then the search ends."""
+    unscorable = set()
+    studies = CellStudies("s", [SHORT, BIG], ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 4, LR, MIX)
+    searcher = CellSearcher(studies, {SHORT: 2, BIG: 2}, ["a", "b"], unscorable=lambda: unscorable)
+    assert _cells(searcher, 1) == [("large", "hard")]
+    unscorable.add("large")
+    assert _cells(searcher, 3) == [("small", "soft"), ("small", "soft"), None]
+    assert searcher.suggest("last") == Searcher.FINISHED and searcher.remaining[BIG] == 1
