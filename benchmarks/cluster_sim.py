@@ -1,7 +1,7 @@
 """The sweep at cluster scale, simulated on one machine:
 
     python benchmarks/cluster_sim.py [--json] [--scorers always-on] [--spec SPEC] [--trials-per-cell N]
-                                     [--sampler random] [--no-kill] [--keep-logs]
+                                     [--sampler random] [--no-kill] [--keep-logs] [--repeats N]
 
 Starts Ray's own fake multi-node autoscaling cluster (ray.cluster_utils.AutoscalingCluster: Ray's
 autoscaler with its FakeMultiNodeProvider, which starts a raylet per "node") with GPU node types
@@ -251,7 +251,8 @@ def run_sweep(spec_file: Path, storage: str, cluster: SimCluster, cluster_yaml: 
                      "--storage", storage])
 
 
-def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float, exit_codes: list[int]) -> dict:
+def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float, exit_codes: list[int],
+            idle_timeout_s: float = 0.0) -> dict:
     from orchestrator.store import RunStore
 
     events = read_timeline(run_dir / "standins" / "timeline.jsonl")
@@ -287,8 +288,33 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         if spec.evaluation.release_idle_after_s is not None else "always-on",
         "sweep_exit_codes": exit_codes, "sweep_wall_s": round(t_end - t_start, 1),
         "cluster_up_s": round(window[1] - window[0], 1), "seconds_per_hour": per_hour,
+        "gpu_busy_bound": busy_bound(monitor, events, idle_timeout_s),
         "killed": monitor.killed, "nodes": per_node(monitor, events, t_end, per_hour),
     }
+
+
+def busy_bound(monitor: Monitor, events: list[dict], idle_timeout_s: float) -> float | None:
+    """The gpu_busy no schedule could beat with this run's trials on nodes of these sizes: a node type
+    holds at least one node for as long as its longest trial trains, and every GPU-second of the
+    type's work; and each node type used stays up its idle timeout after its last work. The node kill
+    is left out, so the bound is generous."""
+    kind = {node_id: n["type"] for node_id, n in monitor.nodes.items()}
+    node_gpus = {n["type"]: n["gpus"] for n in monitor.nodes.values()}
+    scorer_node = {e["replica"]: e.get("node") for e in events if e["kind"] == "scorer_up"}
+    work: dict[str, float] = {}
+    trained: dict[tuple[str, str], float] = {}   # (node type, trial key) -> its training wall seconds
+    for e in events:
+        if e["kind"] == "train":
+            t = kind.get(e["nodes"][0])
+            work[t] = work.get(t, 0.0) + e["gpus"] * (e["end"] - e["start"])
+            trained[t, e["key"]] = trained.get((t, e["key"]), 0.0) + e["end"] - e["start"]
+        elif e["kind"] == "score" and scorer_node.get(e["replica"]) in kind:
+            t = kind[scorer_node[e["replica"]]]
+            work[t] = work.get(t, 0.0) + e["gpus"] * (e["end"] - e["start"])
+    longest = {t: max(s for (tt, _), s in trained.items() if tt == t) for t, _ in trained}
+    least = {t: max(w, node_gpus[t] * longest.get(t, 0.0)) + node_gpus[t] * idle_timeout_s
+             for t, w in work.items() if t in node_gpus}
+    return round(sum(work.values()) / sum(least.values()), 3) if least else None
 
 
 def per_node(monitor: Monitor, events: list[dict], t_end: float, per_hour: float) -> list[dict]:
@@ -316,7 +342,7 @@ def per_node(monitor: Monitor, events: list[dict], t_end: float, per_hour: float
 
 
 def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = False,
-             trials_per_cell: int | None = None, sampler: str | None = None) -> dict:
+             trials_per_cell: int | None = None, sampler: str | None = None, seed_offset: int = 0) -> dict:
     import ray
 
     from orchestrator.spec import load_spec
@@ -329,6 +355,7 @@ def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = Fal
         spec = spec.model_copy(update={"trials_per_cell": trials_per_cell})
     if sampler:
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"sampler": sampler})})
+    spec = spec.model_copy(update={"seed": spec.seed + seed_offset})   # other trials: other mixes, other work
     work = Path(tempfile.mkdtemp(prefix="cft-sim-run-"))
     sim_spec = work / "spec.yaml"
     sim_spec.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True)))
@@ -360,7 +387,7 @@ def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = Fal
             time.sleep(POLL_S)
         monitor.stop.set()
         monitor.join()
-        result = measure(spec, work / "results" / spec.name, monitor, t0, time.time(), codes)
+        result = measure(spec, work / "results" / spec.name, monitor, t0, time.time(), codes, idle_minutes * 60)
         print(f"[sim] result: {json.dumps(result)}", file=sys.stderr, flush=True)
         ok = not keep_logs
         return result
@@ -385,10 +412,16 @@ def main(argv=None) -> int:
                         "the same work, whatever the order trials start and end in (to compare schedules)")
     p.add_argument("--no-kill", action="store_true", help="kill no node")
     p.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs and the sweep's run directory")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run the simulation this many times, each with the next sweep seed (other sampled "
+                        "mixes, so other work), and report gpu_busy's mean and standard error")
     args = p.parse_args(argv)
-    with contextlib.redirect_stdout(sys.stderr):   # --json: Ray prints a killed raylet's last logs to stdout
-        result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs,
-                          args.trials_per_cell, args.sampler)
+    runs = []
+    for i in range(args.repeats):
+        with contextlib.redirect_stdout(sys.stderr):   # --json: Ray prints a killed raylet's last logs to stdout
+            runs.append(simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs,
+                                 args.trials_per_cell, args.sampler, seed_offset=i))
+    result = runs[0] if len(runs) == 1 else summarize(runs)
     if args.json:
         print(json.dumps(result))
     else:
@@ -396,6 +429,17 @@ def main(argv=None) -> int:
             print(f"{k}: {v}")
     ok = result["trials_finished"] == result["trials_planned"] and result["trials_run_twice"] == 0
     return 0 if ok else 1
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Several runs as one result: gpu_busy's mean and standard error over the runs, trial counts
+    summed over them, and each run's own result under `runs`."""
+    busy = [r["gpu_busy"] for r in runs]
+    mean = sum(busy) / len(busy)
+    se = (sum((b - mean) ** 2 for b in busy) / (len(busy) - 1) / len(busy)) ** 0.5
+    counts = ("trials_planned", "trials_finished", "trials_run_twice", "nodes_killed", "trials_failed")
+    return {"gpu_busy": round(mean, 3), "gpu_busy_se": round(se, 3), "repeats": len(runs),
+            **{k: sum(r[k] for r in runs) for k in counts}, "runs": runs}
 
 
 if __name__ == "__main__":
