@@ -262,9 +262,11 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
     capacity = sum(n["gpus"] * ((n["down"] or t_end) - n["up"]) for n in monitor.nodes.values())
     train = [e for e in events if e["kind"] == "train"]
     work = sum(e["gpus"] * (e["end"] - e["start"]) for e in train + [e for e in events if e["kind"] == "score"])
-    downs = {e["replica"]: e["end"] for e in events if e["kind"] == "scorer_down"}
-    scorer_gpu_s = sum(e["gpus"] * (downs.get(e["replica"], t_end) - e["start"]) for e in events
-                       if e["kind"] == "scorer_up")
+    ends = {e["replica"]: e["end"] for e in events if e["kind"] == "scorer_down"}
+    for e in events:   # a replica lost with its node never logs going down: it held its GPUs until the node went
+        if e["kind"] == "scorer_up" and e["replica"] not in ends:
+            ends[e["replica"]] = monitor.nodes.get(e.get("node"), {}).get("down") or t_end
+    scorer_gpu_s = sum(e["gpus"] * (ends[e["replica"]] - e["start"]) for e in events if e["kind"] == "scorer_up")
     runs: dict[str, int] = {}
     for e in events:
         if e["kind"] == "train_run":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -84,16 +85,24 @@ class Scorer:
         return getattr(self.target, method).remote(chunk)
 
     def _collect(self, method: str, chunk: list, response) -> list:
-        for attempt in range(self.retries + 1):
-            try:
-                return response.result()
-            except _retryable() as err:
-                if attempt == self.retries:
-                    raise
-                log.warning("scorer replica lost (%s); resending %d requests", type(err).__name__, len(chunk))
-                time.sleep(0.5 * (attempt + 1))
-                response = self._send(method, chunk)
-        raise AssertionError("unreachable")
+        return result_resent_if_lost(lambda: self._send(method, chunk), self.retries, response,
+                                     what=f"{len(chunk)} requests")
+
+
+def result_resent_if_lost(send: Callable[[], Any], retries: int = 3, response=None, what: str = "the request"):
+    """The result of a handle call (`send()`, or `response` already sent), sent again up to `retries`
+    times when its replica is lost (its node died, Serve is replacing it)."""
+    response = response if response is not None else send()
+    for attempt in range(retries + 1):
+        try:
+            return response.result()
+        except _retryable() as err:
+            if attempt == retries:
+                raise
+            log.warning("scorer replica lost (%s); resending %s", type(err).__name__, what)
+            time.sleep(0.5 * (attempt + 1))
+            response = send()
+    raise AssertionError("unreachable")
 
 
 def as_scorer(target: Any, chunk_size: int = 8) -> Scorer:

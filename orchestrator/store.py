@@ -55,6 +55,10 @@ def jsonable(x):
     return x
 
 
+class BaselineUnavailable(RuntimeError):
+    """A trial's base model could not be scored in this run: the trial is measured on resume."""
+
+
 class RunStore:
     def __init__(self, run_dir: str | Path):
         self.root = Path(run_dir).expanduser().resolve()
@@ -178,15 +182,15 @@ class RunStore:
 
     def wait_for_baseline(self, model_label: str, poll_s: float = 1.0) -> dict:
         """The base model's saved metrics, waiting while it is scored (beside the first trials:
-        orchestrator.baselines); raises RuntimeError naming its error if it could not be scored."""
+        orchestrator.baselines); raises BaselineUnavailable naming its error if it could not be scored."""
         while True:
             entry = self.baselines().get(model_label)
             if entry is not None:
                 return entry["metrics"]
             error = self.baseline_error(model_label)
             if error is not None:
-                raise RuntimeError(f"base model {model_label} could not be scored ({error}); resuming the sweep "
-                                   "scores it again")
+                raise BaselineUnavailable(f"base model {model_label} could not be scored ({error}); resuming the "
+                                          "sweep scores it again")
             time.sleep(poll_s)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from orchestrator.progress import NamedTrialActor
 from orchestrator.records import TrialRecord
 from orchestrator.spec import SweepSpec
-from orchestrator.store import RunStore
+from orchestrator.store import BaselineUnavailable, RunStore
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,9 @@ def run_trial(config: dict, context: TrialContext) -> None:
                                                finished_at=time.time()))
     except Exception as err:  # keep the record: a failed trial is reported, not lost
         store.write_trial(record.model_copy(update=dict(
-            status="error", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
+            # trained and scored, but not measurable against its base model yet: runs again on resume
+            status="interrupted" if isinstance(err, BaselineUnavailable) else "error",
+            error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
             train_metrics=getattr(err, "metrics", None) or record.train_metrics,   # e.g. diverged_at_step
             finished_at=time.time())))
         raise

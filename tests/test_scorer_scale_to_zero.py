@@ -54,7 +54,7 @@ def test_base_models_are_scored_beside_the_trials_and_a_failure_is_recorded(hand
     the searcher reads (errors.keys); the next run scores only that one again."""
     from orchestrator.baselines import BaselineScoring
     from orchestrator.spec import parse_spec
-    from orchestrator.store import RunStore
+    from orchestrator.store import BaselineUnavailable, RunStore
 
     spec = parse_spec({"name": "b", "storage": str(tmp_path),
                        "models": [{"ref": "tiny"}, {"ref": "tiny", "name": "lost"}],
@@ -66,7 +66,7 @@ def test_base_models_are_scored_beside_the_trials_and_a_failure_is_recorded(hand
         assert store.baseline_error("tiny") is None              # scored again: the old error is gone
         metrics = store.wait_for_baseline("tiny", poll_s=0.1)    # what a trial does after its own score
         assert "gsm8k/gold_logprob" in metrics
-        with pytest.raises(RuntimeError, match="base model lost could not be scored .*no-such-app"):
+        with pytest.raises(BaselineUnavailable, match="base model lost could not be scored .*no-such-app"):
             store.wait_for_baseline("lost", poll_s=0.1)
     assert baselines.wait() == {"lost": baselines.errors["lost"]} and list(baselines.errors.keys()) == ["lost"]
     assert store.baselines()["tiny"]["metrics"] == metrics and store.baseline_rows("tiny")["gsm8k"]
