@@ -351,23 +351,27 @@ class CellSearcher(Searcher):
         return (not self.reruns[cell], -load.hours * max(load.gpus, 1.0), self.started[cell], cell.name)
 
     def waits_behind(self, cell: Cell, open_cells: list[Cell]) -> bool:
-        """Whether a cell ahead of this one on its node type waits only for idle scorer replicas to go
-        (within their release delay): their GPUs are kept for it, not handed to a smaller trial that
-        would hold them for hours while the larger one waits for a whole set of free GPUs."""
+        """Whether a cell ahead of this one on its node type waits only for scorer replicas there, busy
+        scoring (minutes) or idle (within their release delay): their GPUs are kept for it, not handed
+        to a smaller trial that would hold them for hours while the larger one waits for a whole set of
+        free GPUs. (Without waiting for the busy ones, the scale simulation's last 4-GPU trial started
+        after every 2-GPU trial, which took each gap a score left, and ran alone for 2.4 hours.)"""
         pool = self.loads[cell].pool
         return pool is not None and any(
             self.loads[c].pool == pool and self.priority(c) < self.priority(cell)
-            and not self.has_room(c) and self.has_room(c, count_idle_replicas=False) for c in open_cells)
+            and not self.has_room(c) and self.has_room(c, count_scorers=False) for c in open_cells)
 
-    def pool_in_use(self, pool: str, count_idle_replicas: bool = True) -> float:
+    def pool_in_use(self, pool: str, count_scorers: bool = True) -> float:
         """GPUs the node type's trials and scorers hold: a training trial its own; a model trained and
         scored on this type, its scorer replicas: one while trials wait for their scores (the GPUs a
         trial freed are where its replica starts; a new trial takes the rest), and as many as are up
         (scorer_replicas), which covers a replica lingering after its last score."""
         training = sum(self.loads[c].gpus for t, (c, _) in self.live.items()
                        if self.loads[c].pool == pool and t not in self.scoring)
+        if not count_scorers:
+            return training
         waiting = {c.model for t, (c, _) in self.live.items() if t in self.scoring}
-        up = self.scorer_replicas() if count_idle_replicas else {}
+        up = self.scorer_replicas()
         scorers = {c.model: max(int(c.model in waiting), up.get(c.model, 0)) * load.scorer_gpus
                    for c, load in self.loads.items() if load.pool == pool == load.scorer_pool}
         return training + sum(scorers.values())
@@ -379,14 +383,14 @@ class CellSearcher(Searcher):
         if result.get("phase") == "trained" and trial_id in self.live:
             self.scoring.add(trial_id)
 
-    def has_room(self, cell: Cell, count_idle_replicas: bool = True) -> bool:
+    def has_room(self, cell: Cell, count_scorers: bool = True) -> bool:
         """Whether the cell's node type has GPUs for one more of its trials. A node type with nothing
         live always takes one, so a trial larger than its budget still runs."""
         load = self.loads[cell]
         budget = self.budget(load.pool) if load.pool else None
         if budget is None:
             return True
-        used = self.pool_in_use(load.pool, count_idle_replicas)
+        used = self.pool_in_use(load.pool, count_scorers)
         return used == 0 or used + load.gpus <= budget + 1e-9
 
     def budget(self, pool: str) -> float | None:

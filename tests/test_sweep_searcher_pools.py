@@ -157,3 +157,18 @@ def test_no_more_trials_of_a_model_whose_base_model_could_not_be_scored(tmp_path
     unscorable.add("large")
     assert _cells(searcher, 3) == [("small", "soft"), ("small", "soft"), None]
     assert searcher.suggest("last") == Searcher.FINISHED and searcher.remaining[BIG] == 1
+
+
+def test_a_larger_trial_waiting_only_for_a_score_in_progress_keeps_its_gpus(tmp_path):
+    """A 4-GPU trial is being scored on 1 of the 8 GPUs while another trains on 4: the next 4-GPU trial
+    waits the minutes the score takes rather than a 2-GPU trial taking the gap for hours."""
+    mid = Cell("mid", "hard")
+    loads = {BIG: CellLoad("a100", 4, 1.1, scorer_pool="a100", scorer_gpus=1),
+             mid: CellLoad("a100", 2, 1.2, scorer_pool="a100", scorer_gpus=1)}
+    searcher = _searcher(tmp_path, {BIG: 3, mid: 3}, loads, {"a100": 8})
+    assert _cells(searcher, 3) == [("large", "hard"), ("large", "hard"), None]
+    first = next(iter(searcher.live))
+    searcher.on_trial_result(first, {"phase": "trained", "trial_key": "k"})   # 4 training + 1 scoring of 8
+    assert _cells(searcher, 1) == [None]            # 3 free: the 2-GPU trial would fit, but is held back
+    searcher.on_trial_complete(first, {"a": 1.0, "b": 2.0})
+    assert _cells(searcher, 2) == [("large", "hard"), None]
