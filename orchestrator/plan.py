@@ -20,8 +20,9 @@ The model, per GPU (every constant below is an estimate; the plan says which num
   against vLLM's share of the GPU (VLLM_GPU_FRACTION of gpus_per_replica GPUs).
 - GPU-hours: a LoRA trial costs TRAIN_FLOPS_PER_PARAM_TOKEN x (active) parameters x tokens FLOPs (tokens: the
   trainer's own step plan at the middle of the searched mix range, times TRAIN_SEQ_TOKENS) at TRAIN_MFU
-  of the GPU's peak. Scorer replicas hold their GPUs for the whole sweep, whose length is taken as the
-  trials' summed wall time divided by the concurrency; evaluation work itself is not modelled.
+  of the GPU's peak. Always-on scorer replicas hold their GPUs for the whole sweep, whose length is
+  taken as the trials' summed wall time divided by the concurrency; evaluation work itself (and so
+  what scorers that scale to zero hold) is not modelled.
 - concurrency: scorer replicas are placed first (largest first, each on the smallest GPU that fits;
   those that scale to zero, release_idle_after_s, are checked for fit but leave their GPUs to trials);
   then trials are placed cell by cell in the searcher's round-robin order until no further trial fits.
@@ -300,7 +301,8 @@ def build_plan(spec, node_types: list[NodeType], cluster: str, warnings: list[st
         scorers[m.label] = {"model": m.label, "replicas": engine.replicas, "shape": shape.describe(),
                             "node_type": next((n for n in landed if n), None), "gib_per_gpu": shape.need_gib,
                             "estimate_gib": shape.parts, "problem": problem,
-                            "gpus": engine.replicas * shape.gpus, "replica_gpus": shape.gpus}
+                            "gpus": engine.replicas * shape.gpus, "replica_gpus": shape.gpus,
+                            "scales_to_zero": engine.release_idle_after_s is not None}
 
     cells, trial_shapes = [], {}
     for m, method in spec.cells:
@@ -465,7 +467,9 @@ def gpu_hours(spec, cells: list[dict], scorers: dict, concurrent: int) -> dict:
     costed = [c for c in cells if c["fits"] and c["gpu_hours_per_trial"] is not None]
     training = sum(c["trials"] * c["gpu_hours_per_trial"] for c in costed)
     wall = sum(c["trials"] * c["hours_per_trial"] for c in costed) / max(1, concurrent)
-    scorer_gpus = sum(s["gpus"] for s in scorers.values() if s["problem"] is None)
+    # always-on replicas hold their GPUs for the whole sweep; those that scale to zero only while
+    # scoring, whose work is not modelled
+    scorer_gpus = sum(s["gpus"] for s in scorers.values() if s["problem"] is None and not s["scales_to_zero"])
     return {"training": round(training, 1), "scoring": round(scorer_gpus * wall, 1),
             "total": round(training + scorer_gpus * wall, 1), "sweep_hours": round(wall, 1),
             "scorer_gpus": scorer_gpus, "cells_not_costed": [c["cell"] for c in cells if c not in costed]}
@@ -474,12 +478,13 @@ def gpu_hours(spec, cells: list[dict], scorers: dict, concurrent: int) -> dict:
 def format_plan(plan: dict) -> str:
     lines = [f"Sweep {plan['spec']!r} on {plan['cluster']} at its largest:"]
     lines += [f"  {t['summary']}" for t in plan["node_types"]]
-    lines.append("Scorer apps (held for the whole sweep):")
+    lines.append("Scorer apps (replicas held for the whole sweep, or only while scoring: 'to zero'):")
     for s in plan["scorers"]:
         where = s["node_type"] or "-"
+        gib_note = "  to zero" if s["scales_to_zero"] else ""
         gib = f"{s['gib_per_gpu']:.1f} GiB/GPU" if s["gib_per_gpu"] is not None else "memory not checked"
         lines.append(f"  {s['model']:<16} {s['replicas']} x {s['shape'].split(' x ', 1)[1]:<44} on {where:<12} "
-                     f"{gib}{'  ' + s['problem'] if s['problem'] else ''}")
+                     f"{gib}{gib_note}{'  ' + s['problem'] if s['problem'] else ''}")
     lines.append("Cells (one trial's training):")
     for c in plan["cells"]:
         t = c["training"]
@@ -493,8 +498,8 @@ def format_plan(plan: dict) -> str:
     lines.append(f"max_concurrent_trials: {plan['max_concurrent_trials']} (the cluster holds "
                  f"{plan['cluster_holds_trials']} trials at once next to the scorers"
                  f"{'; the spec sets it' if plan['concurrency_from'] == 'spec' else ''})")
-    lines.append(f"GPU-hours (estimate): training {h['training']}, scorers {h['scoring']} ({h['scorer_gpus']} GPUs "
-                 f"held for ~{h['sweep_hours']} h), total {h['total']}")
+    lines.append(f"GPU-hours (estimate): training {h['training']}, scorers {h['scoring']} ({h['scorer_gpus']} always-on "
+                 f"GPUs held for ~{h['sweep_hours']} h; replicas that scale to zero are not counted), total {h['total']}")
     lines += [f"note: {w}" for w in plan["warnings"]]
     return "\n".join(lines)
 
