@@ -417,13 +417,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=1,
                    help="run the simulation this many times, each with the next sweep seed (other sampled "
                         "mixes, so other work), and report gpu_busy's mean and standard error")
+    p.add_argument("--seed-offset", type=int, default=0, help="add this to the spec's seed")
     args = p.parse_args(argv)
-    runs = []
-    for i in range(args.repeats):
+    if args.repeats > 1:
+        result = summarize([repeat(args, i) for i in range(args.repeats)])
+    else:
         with contextlib.redirect_stdout(sys.stderr):   # --json: Ray prints a killed raylet's last logs to stdout
-            runs.append(simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs,
-                                 args.trials_per_cell, args.sampler, seed_offset=i))
-    result = runs[0] if len(runs) == 1 else summarize(runs)
+            result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs,
+                              args.trials_per_cell, args.sampler, args.seed_offset)
     if args.json:
         print(json.dumps(result))
     else:
@@ -431,6 +432,18 @@ def main(argv=None) -> int:
             print(f"{k}: {v}")
     ok = result["trials_finished"] == result["trials_planned"] and result["trials_run_twice"] == 0
     return 0 if ok else 1
+
+
+def repeat(args, i: int) -> dict:
+    """The i-th of several runs, in a process of its own (a driver's Ray state does not survive into
+    the next cluster), with the next seed; its JSON result."""
+    cmd = [sys.executable, __file__, "--json", "--spec", args.spec, "--scorers", args.scorers,
+           "--seed-offset", str(args.seed_offset + i)]
+    cmd += ["--trials-per-cell", str(args.trials_per_cell)] if args.trials_per_cell else []
+    cmd += ["--sampler", args.sampler] if args.sampler else []
+    cmd += ["--no-kill"] * args.no_kill + ["--keep-logs"] * args.keep_logs
+    out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def summarize(runs: list[dict]) -> dict:
