@@ -15,6 +15,8 @@ replaces the node and the trial resumes from its last checkpoint.
 It prints:
 - gpu_busy: GPU-seconds of work (training, lost training included, and scoring) / GPU-seconds of the
   GPU nodes that were up, from the first GPU node up to the last one gone after the sweep;
+- gpu_busy_bound: the most any schedule could reach with this run's trials on nodes of these sizes
+  (busy_bound), and gpu_busy_of_bound, the two's ratio;
 - trials_planned, trials_finished (records "done"), trials_run_twice (keys trained by two trial runs),
   nodes_killed; and the scorers' GPU-hours (cost-model hours), lost training, node counts, wall time.
 `--scorers always-on` runs the scorers as before (replicas held for the whole sweep) to compare.
@@ -272,6 +274,7 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         if e["kind"] == "train_run":
             runs[e["key"]] = runs.get(e["key"], 0) + 1
     per_hour = spec.standins.seconds_per_hour
+    bound = busy_bound(monitor, events, idle_timeout_s)
     return {
         "gpu_busy": round(work / capacity, 3) if capacity else None,
         "trials_planned": len(spec.cells) * spec.trials_per_cell,
@@ -290,7 +293,8 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         if spec.evaluation.release_idle_after_s is not None else "always-on",
         "sweep_exit_codes": exit_codes, "sweep_wall_s": round(t_end - t_start, 1),
         "cluster_up_s": round(window[1] - window[0], 1), "seconds_per_hour": per_hour,
-        "gpu_busy_bound": busy_bound(monitor, events, idle_timeout_s),
+        "gpu_busy_bound": bound,
+        "gpu_busy_of_bound": round(work / capacity / bound, 3) if capacity and bound else None,
         "killed": monitor.killed, "nodes": per_node(monitor, events, t_end, per_hour),
     }
 
@@ -449,12 +453,17 @@ def repeat(args, i: int) -> dict:
 def summarize(runs: list[dict]) -> dict:
     """Several runs as one result: gpu_busy's mean and standard error over the runs, trial counts
     summed over them, and each run's own result under `runs`."""
-    busy = [r["gpu_busy"] for r in runs]
-    mean = sum(busy) / len(busy)
-    se = (sum((b - mean) ** 2 for b in busy) / (len(busy) - 1) / len(busy)) ** 0.5
     counts = ("trials_planned", "trials_finished", "trials_run_twice", "nodes_killed", "trials_failed")
-    return {"gpu_busy": round(mean, 3), "gpu_busy_se": round(se, 3), "repeats": len(runs),
-            **{k: sum(r[k] for r in runs) for k in counts}, "runs": runs}
+    out = {}
+    for name in ("gpu_busy", "gpu_busy_bound", "gpu_busy_of_bound"):
+        mean, se = mean_se([r[name] for r in runs])
+        out |= {name: round(mean, 3), f"{name}_se": round(se, 3)}
+    return out | {"repeats": len(runs), **{k: sum(r[k] for r in runs) for k in counts}, "runs": runs}
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)) ** 0.5
 
 
 if __name__ == "__main__":
