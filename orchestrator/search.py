@@ -3,10 +3,10 @@
 Tune runs a single experiment; this searcher hands out trials cell by cell until every cell has used
 its budget. Given each cell's load (the planner's node type, GPUs and expected hours of one trial), it
 starts the cell whose trials take the most expected GPU-hours first, so the sweep ends on small
-trials rather than on a long one running alone, and it hands out a cell's trial only while that node type has GPUs for
-it: trials waiting for a full node type would otherwise take Tune's concurrency slots from another.
-Without loads it goes round robin (the cell with the fewest trials so far next). Each cell's study lives in RDB storage
-(SQLite locally), so `optuna-dashboard sqlite:///<run>/optuna.db` shows the fronts live, and a resumed
+trials rather than on a long one running alone, and it hands out a cell's trial only while that node
+type has GPUs for it: trials waiting for a full node type would otherwise take Tune's concurrency
+slots from another. Without loads it goes round robin (the cell with the fewest trials so far next).
+Each cell's study lives in RDB storage (SQLite locally), so `optuna-dashboard sqlite:///<run>/optuna.db` shows the fronts live, and a resumed
 sweep continues each study where it stopped.
 
 The trial records are the source of truth; the studies follow them. On resume, a study that lacks

@@ -165,20 +165,18 @@ class RunStore:
     def baseline_error(self, model_label: str) -> str | None:
         """Why the base model could not be scored in this run, or None."""
         try:
-            return self._baseline_error_path(model_label).read_text()
-        except FileNotFoundError:
-            return None
+            return read_json(self._baseline_error_path(model_label), {}).get("error")
+        except (*UNREADABLE, AttributeError):   # AttributeError: JSON that is not a mapping
+            return "its error file is unreadable"
 
     def save_baseline_error(self, model_label: str, error: str) -> None:
-        path = self._baseline_error_path(model_label)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(error)
+        write_json(self._baseline_error_path(model_label), {"error": error})
 
     def clear_baseline_error(self, model_label: str) -> None:
         self._baseline_error_path(model_label).unlink(missing_ok=True)
 
     def _baseline_error_path(self, model_label: str) -> Path:
-        return self.root / "baselines" / f"{model_label}.error.txt"
+        return self.root / "baselines" / f"{model_label}.error.json"
 
     def wait_for_baseline(self, model_label: str, poll_s: float = 1.0) -> dict:
         """The base model's saved metrics, waiting while it is scored (beside the first trials:

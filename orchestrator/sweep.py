@@ -11,7 +11,7 @@ trials are kept, an interrupted one runs again under its key (resuming its last 
 and every cell ends with its planned trial count.
 
 Exit status: 0 when every trial finished, 1 when a trial failed (its record holds the error) or a base
-model could not be scored (baselines/<model>.error.txt holds it), 2 for a bad spec or setting (refused
+model could not be scored (baselines/<model>.error.json holds it), 2 for a bad spec or setting (refused
 before Ray starts and before anything is written) or a run directory in use by another sweep, 130 /
 143 when stopped by SIGINT / SIGTERM (no report is written; the command to resume is printed).
 """
