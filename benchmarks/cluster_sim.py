@@ -39,6 +39,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -310,16 +311,17 @@ def busy_bound(monitor: Monitor, events: list[dict], idle_timeout_s: float) -> f
     work: dict[str, float] = {}
     trained: dict[tuple[str, str], float] = {}   # (node type, trial key) -> its training wall seconds
     for e in events:
+        node = e["nodes"][0] if e["kind"] == "train" else scorer_node.get(e.get("replica"))
+        if e["kind"] not in ("train", "score") or node not in kind:
+            continue
+        t = kind[node]
+        work[t] = work.get(t, 0.0) + e["gpus"] * (e["end"] - e["start"])
         if e["kind"] == "train":
-            t = kind.get(e["nodes"][0])
-            work[t] = work.get(t, 0.0) + e["gpus"] * (e["end"] - e["start"])
             trained[t, e["key"]] = trained.get((t, e["key"]), 0.0) + e["end"] - e["start"]
-        elif e["kind"] == "score" and scorer_node.get(e["replica"]) in kind:
-            t = kind[scorer_node[e["replica"]]]
-            work[t] = work.get(t, 0.0) + e["gpus"] * (e["end"] - e["start"])
-    longest = {t: max(s for (tt, _), s in trained.items() if tt == t) for t, _ in trained}
-    least = {t: max(w, node_gpus[t] * longest.get(t, 0.0)) + node_gpus[t] * idle_timeout_s
-             for t, w in work.items() if t in node_gpus}
+    longest: dict[str, float] = {}
+    for (t, _), seconds in trained.items():
+        longest[t] = max(longest.get(t, 0.0), seconds)
+    least = {t: max(w, node_gpus[t] * longest.get(t, 0.0)) + node_gpus[t] * idle_timeout_s for t, w in work.items()}
     return round(sum(work.values()) / sum(least.values()), 3) if least else None
 
 
@@ -420,7 +422,8 @@ def main(argv=None) -> int:
     p.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs and the sweep's run directory")
     p.add_argument("--repeats", type=int, default=1,
                    help="run the simulation this many times, each with the next sweep seed (other sampled "
-                        "mixes, so other work), and report gpu_busy's mean and standard error")
+                        "mixes, so other work), and report the mean and standard error of gpu_busy, "
+                        "its bound and their ratio")
     p.add_argument("--seed-offset", type=int, default=0, help="add this to the spec's seed")
     args = p.parse_args(argv)
     if args.repeats > 1:
@@ -451,8 +454,8 @@ def repeat(args, i: int) -> dict:
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Several runs as one result: gpu_busy's mean and standard error over the runs, trial counts
-    summed over them, and each run's own result under `runs`."""
+    """Several runs as one result: the mean and standard error over the runs of gpu_busy, its bound and
+    their ratio, trial counts summed over them, and each run's own result under `runs`."""
     counts = ("trials_planned", "trials_finished", "trials_run_twice", "nodes_killed", "trials_failed")
     out = {}
     for name in ("gpu_busy", "gpu_busy_bound", "gpu_busy_of_bound"):
@@ -462,8 +465,7 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)) ** 0.5
+    return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ them in the run directory), so the sweep no longer scores every base model befor
 cluster that phase held the scorers' GPU nodes while no trial trained, and the nodes brought up for
 it went idle while Tune started (the scale simulation's first A10G node did 0.05 of its 1.9
 GPU-hours). A resumed sweep reuses the saved scores. A base model that cannot be scored is recorded
-with its error: its trials fail with that error instead of waiting, the searcher starts no more of
-them, the other models' trials go on, and the sweep exits non-zero; resuming scores it again.
+with its error: its trials stop waiting and are recorded interrupted (they run again on resume), the
+searcher starts no more of them, the other models' trials go on, and the sweep exits non-zero;
+resuming scores it again.
 """
 
 from __future__ import annotations
