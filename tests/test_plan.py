@@ -86,9 +86,9 @@ def test_a_bigger_cluster_holds_more_trials(tmp_path):
     config = yaml.safe_load(Path(CLUSTER).read_text())
     # twice the nodes of each GPU type: more A10Gs alone would not shorten the sweep, whose length the
     # A100s' work sets, so the planner would give them no more trials
-    config["max_workers"] = 20
-    config["available_node_types"]["gpu_a10g"]["max_workers"] = 16
-    config["available_node_types"]["gpu_a100"]["max_workers"] = 4
+    for kind in config["available_node_types"].values():
+        kind["max_workers"] = 2 * kind.get("max_workers", 0)
+    config["max_workers"] *= 2
     bigger = tmp_path / "bigger.yaml"
     bigger.write_text(yaml.safe_dump(config))
     assert plan_for(spec, str(bigger))["max_concurrent_trials"] > plan_for(spec, CLUSTER)["max_concurrent_trials"]

@@ -27,12 +27,19 @@ def _scored_on_a10gs(**update):
     return parse_spec(data).model_copy(update={"standins": None, **update})
 
 
-def _small_cluster(tmp_path) -> str:
-    small = yaml.safe_load(Path(CLUSTER).read_text())   # the simulation's size: 2 A10G nodes, 1 A100 node
-    small["available_node_types"]["gpu_a10g"]["max_workers"] = 2
+def _small_cluster(tmp_path, a10g: str = "g5.2xlarge", a10g_nodes: int = 8) -> str:
+    """cluster.yaml at the simulation's size (8 A10Gs, one A100 node); `a10g` another A10G instance type."""
+    small = yaml.safe_load(Path(CLUSTER).read_text())
+    small["available_node_types"]["gpu_a10g"]["node_config"]["InstanceType"] = a10g
+    small["available_node_types"]["gpu_a10g"]["max_workers"] = a10g_nodes
     small["available_node_types"]["gpu_a100"]["max_workers"] = 1
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(small))
     return str(tmp_path / "cluster.yaml")
+
+
+def _four_gpu_a10g_nodes(tmp_path) -> str:
+    """Two 4-GPU A10G nodes (g5.12xlarge), where a scorer over 2 A10Gs fits."""
+    return _small_cluster(tmp_path, "g5.12xlarge", 2)
 
 
 def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
@@ -52,7 +59,7 @@ def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_
     """The paper's 12 trials a cell, the 8B and 14B trained on A100s and scored over 2 A10Gs: the
     A10Gs' trials leave 2 free until those cells are done."""
     spec = _scored_on_a10gs(trials_per_cell=12)
-    plan = plan_for(spec, _small_cluster(tmp_path))
+    plan = plan_for(spec, _four_gpu_a10g_nodes(tmp_path))
     assert plan["pools"]["gpu_a100"] == {"trial_gpus": 8.0, "trial_gpus_once_scored": 8.0, "reserved_for_scorers": 0.0,
                                          "reserved_for": [], "useful_gpus": 8.0}
     a10g = plan["pools"]["gpu_a10g"]
@@ -64,16 +71,18 @@ def test_the_node_types_budgets_keep_room_for_scorers_trials_elsewhere_need(tmp_
 
 def test_models_scored_where_they_train_keep_no_gpus_back(tmp_path):
     """The simulation's sweep as shipped scores the 8B and 14B on A100s: no node type waits for
-    another's scorers, so all 16 A10Gs and A100s go to trials (8 one-GPU A10G trials, 4 of the 8B's)."""
+    another's scorers, so every GPU that shortens the sweep goes to trials (7 one-GPU A10G trials: an
+    eighth A10G node would end it no sooner; 4 of the 8B's on the A100 node)."""
     plan = plan_for(_sim_spec(trials_per_cell=12), _small_cluster(tmp_path))
     for pool in plan["pools"].values():
-        assert pool["reserved_for_scorers"] == 0 and pool["trial_gpus"] == pool["useful_gpus"] == 8, pool
-    assert plan["max_concurrent_trials"] == 12
+        assert pool["reserved_for_scorers"] == 0 and pool["trial_gpus"] == pool["useful_gpus"], pool
+    assert plan["pools"]["gpu_a100"]["trial_gpus"] == 8 and plan["pools"]["gpu_a10g"]["trial_gpus"] == 7
+    assert plan["max_concurrent_trials"] == 11
 
 
 def test_a_node_type_gets_only_the_nodes_that_shorten_the_sweep(tmp_path):
     """With 3 trials a cell the A10Gs' work (about 20 GPU-hours, 16 of them three 5.3-hour 4B trials)
-    takes the longest trial's time on one node's 4 GPUs: a second node would end the sweep no sooner."""
+    takes the longest trial's time on 4 one-GPU nodes: a fifth would end the sweep no sooner."""
     spec = _sim_spec(trials_per_cell=3)
     plan = plan_for(spec, _small_cluster(tmp_path))
     a10g = plan["pools"]["gpu_a10g"]
@@ -111,12 +120,13 @@ def test_the_sweep_plans_once_for_its_concurrency_and_its_loads(tmp_path, monkey
     from orchestrator import cluster, plan
 
     spec = _scored_on_a10gs()
+    cluster_yaml = _four_gpu_a10g_nodes(tmp_path)
     calls = []
     real = plan.plan_for
     monkeypatch.setattr(plan, "plan_for", lambda *a: calls.append(a) or real(*a))
     monkeypatch.setattr(cluster, "_plans", {})
-    concurrency = cluster.max_concurrent_trials(spec, CLUSTER)
-    loads, pool_gpus, _ = cluster.trial_loads(spec, CLUSTER)
+    concurrency = cluster.max_concurrent_trials(spec, cluster_yaml)
+    loads, pool_gpus, _ = cluster.trial_loads(spec, cluster_yaml)
     assert len(calls) == 1 and concurrency >= 1
     big, small = loads["qwen3-14b:hard"], loads["qwen3-4b:hard"]
     assert (big.pool, big.gpus, big.scorer_pool, big.scorer_gpus) == ("gpu_a100", 4, "gpu_a10g", 2)
