@@ -1,6 +1,7 @@
 """The sweep at cluster scale, simulated on one machine:
 
     python benchmarks/cluster_sim.py [--json] [--scorers always-on] [--spec SPEC] [--trials-per-cell N]
+                                     [--seconds-per-hour S]
                                      [--sampler random] [--no-kill] [--keep-logs] [--repeats N]
 
 Starts Ray's own fake multi-node autoscaling cluster (ray.cluster_utils.AutoscalingCluster: Ray's
@@ -63,14 +64,22 @@ from ray.cluster_utils import AutoscalingCluster  # noqa: E402
 
 SPEC = ROOT / "benchmarks" / "data" / "cluster_sim.yaml"
 HEAD_RESOURCES = {"CPU": 2}   # trial drivers (0.01 CPU each), Serve's controller and proxy
-# cluster.yaml's GPU node types (g5.12xlarge: 4 x A10G, 48 vCPUs; p4d.24xlarge: 8 x A100, 96 vCPUs),
-# with fewer of each; `object_store_memory` keeps each fake raylet's store small.
-NODE_TYPES = {
-    "gpu_a10g": {"resources": {"CPU": 48, "GPU": 4, "accelerator_type:A10G": 1, "object_store_memory": 10**8},
-                 "node_config": {"InstanceType": "g5.12xlarge"}, "min_workers": 0, "max_workers": 2},
-    "gpu_a100": {"resources": {"CPU": 96, "GPU": 8, "accelerator_type:A100": 1, "object_store_memory": 10**8},
-                 "node_config": {"InstanceType": "p4d.24xlarge"}, "min_workers": 0, "max_workers": 1},
-}
+SIM_GPUS_PER_TYPE = 8   # cluster.yaml's GPU node types, each with at most this many GPUs (fewer nodes)
+
+
+def node_types(cluster_yaml: Path = ROOT / "cluster.yaml") -> dict:
+    """cluster.yaml's GPU node types as fake nodes: each instance type's GPUs, accelerator type and vCPUs
+    (the planner's catalog), and fewer of them; `object_store_memory` keeps each fake raylet's store small."""
+    from orchestrator.plan import load_node_types
+
+    types, _ = load_node_types(cluster_yaml)
+    return {t.name: {"resources": {"CPU": t.cpus, "GPU": t.gpus, f"accelerator_type:{t.gpu}": 1,
+                                   "object_store_memory": 10**8},
+                     "node_config": {"InstanceType": t.instance_type}, "min_workers": 0,
+                     "max_workers": min(t.count, SIM_GPUS_PER_TYPE // t.gpus)}
+            for t in types if t.gpus}
+
+
 BASE_CONFIG = {   # ray/autoscaler/_private/fake_multi_node/example.yaml, with SimNodeProvider for its provider
     "cluster_name": "fake_multinode", "max_workers": 8,
     "provider": {"type": "external", "module": "benchmarks.cluster_sim.SimNodeProvider", "use_node_id_as_ip": True,
@@ -350,7 +359,8 @@ def per_node(monitor: Monitor, events: list[dict], t_end: float, per_hour: float
 
 
 def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = False,
-             trials_per_cell: int | None = None, sampler: str | None = None, seed_offset: int = 0) -> dict:
+             trials_per_cell: int | None = None, sampler: str | None = None, seed_offset: int = 0,
+             seconds_per_hour: float | None = None) -> dict:
     import ray
 
     from orchestrator.spec import load_spec
@@ -364,13 +374,18 @@ def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = Fal
     if sampler:
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"sampler": sampler})})
     spec = spec.model_copy(update={"seed": spec.seed + seed_offset})   # other trials: other mixes, other work
+    if seconds_per_hour:
+        clock = spec.standins.model_copy(update={"seconds_per_hour": seconds_per_hour})
+        spec = spec.model_copy(update={"standins": clock})
     work = Path(tempfile.mkdtemp(prefix="cft-sim-run-"))
     sim_spec = work / "spec.yaml"
     sim_spec.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True)))
-    # cluster.yaml's idle timeout on the cost model's clock (15 minutes: 15 s at 60 s an hour)
+    # cluster.yaml's idle timeout on the cost model's clock (5 minutes: 15 s at 180 s an hour)
     idle_minutes = yaml.safe_load((ROOT / "cluster.yaml").read_text())["idle_timeout_minutes"] \
         * spec.standins.seconds_per_hour / 3600
-    cluster = SimCluster(HEAD_RESOURCES, NODE_TYPES, max_workers=3, idle_timeout_minutes=idle_minutes)
+    kinds = node_types()
+    cluster = SimCluster(HEAD_RESOURCES, kinds, max_workers=sum(t["max_workers"] for t in kinds.values()),
+                         idle_timeout_minutes=idle_minutes)
     cluster_yaml = work / "cluster.yaml"
     cluster_yaml.write_text(yaml.safe_dump(cluster._config))
     cluster.start(_system_config={"health_check_period_ms": 1000, "health_check_failure_threshold": 3})
@@ -415,6 +430,9 @@ def main(argv=None) -> int:
     p.add_argument("--scorers", choices=["spec", "always-on"], default="spec",
                    help="always-on: hold scorer replicas for the whole sweep (the old behaviour)")
     p.add_argument("--trials-per-cell", type=int, help="instead of the spec's (sweeps/paper.yaml has 12)")
+    p.add_argument("--seconds-per-hour", type=float,
+                   help="instead of the spec's clock (180 real seconds a simulated hour): faster, and Ray's own "
+                        "overheads weigh more")
     p.add_argument("--sampler", choices=["tpe", "gp", "random", "grid"],
                    help="instead of the spec's; random gives each cell's k-th trial the same parameters, so "
                         "the same work, whatever the order trials start and end in (to compare schedules)")
@@ -431,7 +449,7 @@ def main(argv=None) -> int:
     else:
         with contextlib.redirect_stdout(sys.stderr):   # --json: Ray prints a killed raylet's last logs to stdout
             result = simulate(Path(args.spec), args.scorers == "always-on", not args.no_kill, args.keep_logs,
-                              args.trials_per_cell, args.sampler, args.seed_offset)
+                              args.trials_per_cell, args.sampler, args.seed_offset, args.seconds_per_hour)
     if args.json:
         print(json.dumps(result))
     else:
@@ -448,6 +466,7 @@ def repeat(args, i: int) -> dict:
            "--seed-offset", str(args.seed_offset + i)]
     cmd += ["--trials-per-cell", str(args.trials_per_cell)] if args.trials_per_cell else []
     cmd += ["--sampler", args.sampler] if args.sampler else []
+    cmd += ["--seconds-per-hour", str(args.seconds_per_hour)] if args.seconds_per_hour else []
     cmd += ["--no-kill"] * args.no_kill + ["--keep-logs"] * args.keep_logs
     out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -5,10 +5,11 @@ They ask Ray for exactly what the real steps ask for, and hold it for the time a
 so the real sweep driver, searcher, records, resume logic, Tune, Serve and the autoscaler run on a
 fake cluster as they would on a real one:
 - training holds a placement group of the trial's Ray Train workers (workers_per_trial x {CPU, GPU,
-  accelerator_type}, PACK, as Ray Train asks) for the planner's training time (orchestrator.plan
-  training_gpu_hours), saving its progress every `checkpoint_every` steps under the trial's Train
-  directory. A lost node (the group's bundles move) costs the work since the last checkpoint and
-  counts as a worker-group failure; like Ray Train's FailureConfig it retries up to `failure_max` times
+  accelerator_type}, PACK, as Ray Train asks), first for a start-up (the workers' and DeepSpeed's,
+  and the weights read at load_gb_per_s: GPUs held, not working), then for the planner's training
+  time (orchestrator.plan training_gpu_hours), saving its progress every `checkpoint_every` steps
+  under the trial's Train directory. A lost node (the group's bundles move) costs the work since the
+  last checkpoint and a new start-up, and counts as a worker-group failure; like Ray Train's FailureConfig it retries up to `failure_max` times
   once the group is placed again, and a trial rerun under its key resumes from the saved progress.
 - a scorer app is a Serve deployment with the real replicas' options (evaluators.service
   deployment_options: resources, accelerator type, scale-to-zero); a replica "loads its model" for
@@ -42,6 +43,7 @@ class StandinConfig(BaseModel):
     seconds_per_hour: float = Field(60.0, gt=0, le=3600, description="simulated seconds one real hour lasts")
     eval_gpu_hours_per_b_params: float = Field(0.01, ge=0, description="scoring one trial, per billion parameters")
     engine_start_s: float = Field(60.0, ge=0, description="a scorer replica's start-up besides reading weights")
+    train_start_s: float = Field(60.0, ge=0, description="a trial's worker group start-up besides reading weights")
     load_gb_per_s: float = Field(1.0, gt=0, description="weights read from the shared file system")
 
     def sim_seconds(self, real_seconds: float) -> float:
@@ -82,6 +84,15 @@ def training_seconds(cfg, costs: StandinConfig) -> tuple[float, int]:
     return hours * costs.seconds_per_hour, steps
 
 
+def start_up_seconds(cfg, costs: StandinConfig) -> float:
+    """The simulated seconds a placed worker group takes before its first step: the workers' start and
+    DeepSpeed's set-up, and the weights read from the shared file system. Its GPUs are held, not
+    working."""
+    from orchestrator.gpu_catalog import model_shape
+
+    return costs.sim_seconds(costs.train_start_s + 2 * model_shape(cfg.model).params_b / costs.load_gb_per_s)
+
+
 def train_bundles(cfg) -> list[dict]:
     """What Ray Train asks for per worker (trainers.run: ScalingConfig with accelerator_type)."""
     bundle = {"CPU": cfg.cpus_per_worker, "GPU": float(cfg.gpus_per_worker)}
@@ -103,23 +114,26 @@ def run_training(cfg, output_dir: str, storage_path: str, name: str, costs: Stan
     gpus = cfg.workers_per_trial * cfg.gpus_per_worker
     log_event(run_dir, kind="train_run", key=name, start=time.time(), resumed_from_s=done_s)
     pg = placement_group(train_bundles(cfg), strategy="PACK")
-    failures = 0
+    failures, started = 0, False
     try:
         while done_s < total_s:
             _wait_placed(pg)
+            kind, seconds = ("train", min(checkpoint_s, total_s - done_s)) if started else \
+                ("train_start", start_up_seconds(cfg, costs))
             start, nodes = time.time(), _bundle_nodes(pg)
-            healthy = _hold(pg, min(checkpoint_s, total_s - done_s))
-            log_event(run_dir, kind="train", key=name, start=start, end=time.time(), gpus=gpus, nodes=nodes,
+            healthy = _hold(pg, seconds)
+            log_event(run_dir, kind=kind, key=name, start=start, end=time.time(), gpus=gpus, nodes=nodes,
                       lost=not healthy)
+            started = healthy   # a group placed again starts its workers again
             if not healthy:
                 failures += 1
                 if failures > failure_max:
                     raise RuntimeError(f"stand-in training of {name}: its worker group lost a node "
                                        f"{failures} times (failure_max {failure_max})")
-                continue
-            done_s = min(total_s, done_s + checkpoint_s)
-            progress.parent.mkdir(parents=True, exist_ok=True)
-            progress.write_text(json.dumps({"done_s": done_s}))
+            elif kind == "train":
+                done_s = min(total_s, done_s + checkpoint_s)
+                progress.parent.mkdir(parents=True, exist_ok=True)
+                progress.write_text(json.dumps({"done_s": done_s}))
     finally:
         remove_placement_group(pg)
     return StandinResult(output_dir=_write_adapter(cfg, output_dir), is_adapter=True, metrics={
@@ -128,10 +142,12 @@ def run_training(cfg, output_dir: str, storage_path: str, name: str, costs: Stan
 
 
 def _wait_placed(pg) -> None:
+    """Until the group is placed (again, after a lost node). The GCS answers as soon as it is, where
+    polling lost up to POLL_S a trial, a simulated minute at 60 s an hour."""
     from ray.util.placement_group import placement_group_table
 
-    while placement_group_table(pg)["state"] != "CREATED":
-        time.sleep(POLL_S)
+    while not (pg.wait(timeout_seconds=60) and placement_group_table(pg)["state"] == "CREATED"):
+        time.sleep(0.1)
 
 
 def _bundle_nodes(pg) -> list[str]:
