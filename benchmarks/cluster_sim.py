@@ -19,7 +19,8 @@ It prints:
 - gpu_busy_bound: the most any schedule could reach with this run's trials on nodes of these sizes
   (busy_bound), and gpu_busy_of_bound, the two's ratio;
 - trials_planned, trials_finished (records "done"), trials_run_twice (keys trained by two trial runs),
-  nodes_killed; and the scorers' GPU-hours (cost-model hours), lost training, node counts, wall time.
+  nodes_killed; and the scorers' GPU-hours (cost-model hours), the trials' start-ups, lost training,
+  node counts, wall time.
 `--scorers always-on` runs the scorers as before (replicas held for the whole sweep) to compare.
 
 Three departures from AutoscalingCluster as shipped: its start() and shutdown() run `ray stop --force`,
@@ -298,6 +299,8 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         "scorer_gpu_hours": round(scorer_gpu_s / per_hour, 2),
         "scorer_busy_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in events
                                            if e["kind"] == "score") / per_hour, 2),
+        "train_start_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in events
+                                           if e["kind"] == "train_start") / per_hour, 2),
         "work_gpu_hours": round(work / per_hour, 2), "gpu_node_hours_gpus": round(capacity / per_hour, 2),
         "gpu_nodes_started": len(monitor.nodes), "scorers": "scale-to-zero"
         if spec.evaluation.release_idle_after_s is not None else "always-on",

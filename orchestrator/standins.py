@@ -9,8 +9,9 @@ fake cluster as they would on a real one:
   and the weights read at load_gb_per_s: GPUs held, not working), then for the planner's training
   time (orchestrator.plan training_gpu_hours), saving its progress every `checkpoint_every` steps
   under the trial's Train directory. A lost node (the group's bundles move) costs the work since the
-  last checkpoint and a new start-up, and counts as a worker-group failure; like Ray Train's FailureConfig it retries up to `failure_max` times
-  once the group is placed again, and a trial rerun under its key resumes from the saved progress.
+  last checkpoint and a new start-up, and counts as a worker-group failure; like Ray Train's
+  FailureConfig it retries up to `failure_max` times once the group is placed again, and a trial
+  rerun under its key resumes from the saved progress.
 - a scorer app is a Serve deployment with the real replicas' options (evaluators.service
   deployment_options: resources, accelerator type, scale-to-zero); a replica "loads its model" for
   engine start-up + weights / load bandwidth and scores one request at a time for the evaluation's time.
@@ -40,7 +41,7 @@ class StandinConfig(BaseModel):
     """The cost model of the simulation, in real (cluster) units, and its time compression."""
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    seconds_per_hour: float = Field(60.0, gt=0, le=3600, description="simulated seconds one real hour lasts")
+    seconds_per_hour: float = Field(60.0, gt=0, le=3600, description="wall-clock seconds one cluster hour lasts here")
     eval_gpu_hours_per_b_params: float = Field(0.01, ge=0, description="scoring one trial, per billion parameters")
     engine_start_s: float = Field(60.0, ge=0, description="a scorer replica's start-up besides reading weights")
     train_start_s: float = Field(60.0, ge=0, description="a trial's worker group start-up besides reading weights")
