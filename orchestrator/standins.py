@@ -47,6 +47,10 @@ class StandinConfig(BaseModel):
     train_start_s: float = Field(60.0, ge=0, description="a trial's worker group start-up besides reading weights")
     load_gb_per_s: float = Field(1.0, gt=0, description="weights read from the shared file system")
 
+    def start_up_seconds(self, start_s: float, params_b: float) -> float:
+        """Simulated seconds of a start-up (`start_s`) and a bf16 model's weights read: GPUs held, not working."""
+        return self.sim_seconds(start_s + 2 * params_b / self.load_gb_per_s)
+
     def sim_seconds(self, real_seconds: float) -> float:
         return real_seconds * self.seconds_per_hour / 3600
 
@@ -91,7 +95,7 @@ def start_up_seconds(cfg, costs: StandinConfig) -> float:
     working."""
     from orchestrator.gpu_catalog import model_shape
 
-    return costs.sim_seconds(costs.train_start_s + 2 * model_shape(cfg.model).params_b / costs.load_gb_per_s)
+    return costs.start_up_seconds(costs.train_start_s, model_shape(cfg.model).params_b)
 
 
 def train_bundles(cfg) -> list[dict]:
@@ -188,7 +192,7 @@ class StandinScorer:
         self.model, self.gpus, self.costs, self.run_dir = model, gpus, costs, run_dir
         self.id, self.up = uuid.uuid4().hex[:8], time.time()
         self.params_b = model_shape(model).params_b
-        time.sleep(costs.sim_seconds(costs.engine_start_s + 2 * self.params_b / costs.load_gb_per_s))
+        time.sleep(costs.start_up_seconds(costs.engine_start_s, self.params_b))
         import ray
 
         log_event(run_dir, kind="scorer_up", replica=self.id, model=model, gpus=gpus, start=self.up,
