@@ -52,6 +52,10 @@ def test_paper_plan_on_cluster_yaml_places_every_cell(capsys):
     # the A100-trained models are scored where they train (the 27B over 2 GPUs), so no A10G waits for them
     assert (scorers["gemma-3-27b"]["gpus"], scorers["gemma-3-27b"]["node_type"]) == (2, "gpu_a100")
     assert {s["node_type"] for s in scorers.values()} == {"gpu_a10g", "gpu_a100"}
+    # the 2- and 4-GPU A100 trials are scored over as many GPUs: a trial's freed GPUs fit its scorer whole
+    spec = load_spec(PAPER)
+    for model, gpus in {"qwen3-8b": 2, "qwen3-14b": 4, "gemma-3-12b": 4}.items():
+        assert spec.training_for(model, "soft").workers_per_trial == gpus == scorers[model]["gpus"], model
     assert all(p["reserved_for_scorers"] == 0 for p in plan["pools"].values())
     # the hard method walks 16 samples per prompt: its trials cost more than the soft ones
     assert cells["qwen3-4b:hard"]["gpu_hours_per_trial"] > cells["qwen3-4b:soft"]["gpu_hours_per_trial"]

@@ -48,8 +48,11 @@ def test_scorers_that_scale_to_zero_leave_their_gpus_to_trials(tmp_path):
     assert spec.evaluation.release_idle_after_s is not None
     held = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"release_idle_after_s": None})})
     to_zero, always_on = plan_for(spec, cluster), plan_for(held, cluster)
-    assert to_zero["unplaceable"] == [] == always_on["unplaceable"]
-    # always-on scorers hold 2 A10Gs and 2 A100s for the whole sweep
+    assert to_zero["unplaceable"] == []
+    # always-on, the 8B's and 14B's scorers (over 2 and 4 A100s, their trials' shapes) would hold 6 of
+    # the one A100 node's 8 GPUs for the whole sweep: no 4-GPU 14B trial could ever start
+    assert {(u["cell"], "once the scorers hold their GPUs" in u["reason"]) for u in always_on["unplaceable"]} == \
+        {("qwen3-14b:soft", True), ("qwen3-14b:hard", True)}
     assert to_zero["max_concurrent_trials"] > always_on["max_concurrent_trials"]
     trains_on = {c["cell"].split(":")[0]: c["training"]["node_type"] for c in to_zero["cells"]}
     assert {s["model"]: s["node_type"] for s in to_zero["scorers"]} == trains_on   # still placed, for the fit check
