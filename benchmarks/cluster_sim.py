@@ -19,9 +19,12 @@ It prints:
 - gpu_busy_bound: the most any schedule could reach with this run's trials on nodes of these sizes
   (busy_bound), and gpu_busy_of_bound, the two's ratio;
 - trials_planned, trials_finished (records "done"), trials_run_twice (keys trained by two trial runs),
-  nodes_killed; and the scorers' GPU-hours (cost-model hours), the trials' start-ups, lost training,
-  node counts, wall time.
-`--scorers always-on` runs the scorers as before (replicas held for the whole sweep) to compare.
+  nodes_killed; and where the nodes' GPU-hours went (cost-model hours): work, the trials' start-ups,
+  scorer replicas held (scoring, loading or idle), held by nothing (idle_gpu_hours, of which the
+  stretches after each node's last work: idle_after_last_work_gpu_hours), lost training; node counts,
+  wall time.
+`--scorers always-on` runs the scorers as before (replicas held for the whole sweep, each over one GPU)
+to compare.
 
 Three departures from AutoscalingCluster as shipped: its start() and shutdown() run `ray stop --force`,
 which stops every Ray on the machine, so this starts its head on free ports (the dashboard agent's
@@ -286,6 +289,9 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
             runs[e["key"]] = runs.get(e["key"], 0) + 1
     per_hour = spec.standins.seconds_per_hour
     bound = busy_bound(monitor, events, idle_timeout_s)
+    starts = sum(e["gpus"] * (e["end"] - e["start"]) for e in events if e["kind"] == "train_start")
+    scoring = sum(e["gpus"] * (e["end"] - e["start"]) for e in events if e["kind"] == "score")
+    nodes = per_node(monitor, events, t_end, per_hour)
     return {
         "gpu_busy": round(work / capacity, 3) if capacity else None,
         "trials_planned": len(spec.cells) * spec.trials_per_cell,
@@ -297,10 +303,11 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         "lost_training_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in train if e["lost"])
                                          / per_hour, 2),
         "scorer_gpu_hours": round(scorer_gpu_s / per_hour, 2),
-        "scorer_busy_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in events
-                                           if e["kind"] == "score") / per_hour, 2),
-        "train_start_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in events
-                                           if e["kind"] == "train_start") / per_hour, 2),
+        "scorer_busy_gpu_hours": round(scoring / per_hour, 2),
+        "train_start_gpu_hours": round(starts / per_hour, 2),
+        # held by nothing: not by work, a trial's start-up or a scorer replica (loading or idle)
+        "idle_gpu_hours": round((capacity - work - starts - (scorer_gpu_s - scoring)) / per_hour, 2),
+        "idle_after_last_work_gpu_hours": round(sum(n["after_last_work_h"] * n["gpus"] for n in nodes), 2),
         "work_gpu_hours": round(work / per_hour, 2), "gpu_node_hours_gpus": round(capacity / per_hour, 2),
         "gpu_nodes_started": len(monitor.nodes), "scorers": "scale-to-zero"
         if spec.evaluation.release_idle_after_s is not None else "always-on",
@@ -308,32 +315,40 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         "cluster_up_s": round(window[1] - window[0], 1), "seconds_per_hour": per_hour,
         "gpu_busy_bound": bound,
         "gpu_busy_of_bound": round(work / capacity / bound, 3) if capacity and bound else None,
-        "killed": monitor.killed, "nodes": per_node(monitor, events, t_end, per_hour),
+        "killed": monitor.killed, "nodes": nodes,
     }
 
 
 def busy_bound(monitor: Monitor, events: list[dict], idle_timeout_s: float) -> float | None:
     """The gpu_busy no schedule could beat with this run's trials on nodes of these sizes: a node type
-    holds at least one node for as long as its longest trial trains, and every GPU-second of the
-    type's work; and each node type used stays up its idle timeout after its last work. The node kill
-    is left out, so the bound is generous."""
+    holds every GPU-second of its work and one start-up of each trial (no schedule avoids them), and
+    at least one node for as long as its longest trial starts and trains; and each node type used
+    stays up its idle timeout after its last work. The node kill, the start-ups it caused and the
+    scorer replicas' loads are left out, so the bound is generous."""
     kind = {node_id: n["type"] for node_id, n in monitor.nodes.items()}
     node_gpus = {n["type"]: n["gpus"] for n in monitor.nodes.values()}
     scorer_node = {e["replica"]: e.get("node") for e in events if e["kind"] == "scorer_up"}
     work: dict[str, float] = {}
-    trained: dict[tuple[str, str], float] = {}   # (node type, trial key) -> its training wall seconds
+    trial_s: dict[tuple[str, str], float] = {}   # (node type, trial key) -> its training wall seconds
+    start_s: dict[tuple[str, str], float] = {}   # (node type, trial key) -> its first start-up's
+    start_gpu_s: dict[str, float] = {}            # node type -> GPU-seconds of each trial's first start-up
     for e in events:
-        node = e["nodes"][0] if e["kind"] == "train" else scorer_node.get(e.get("replica"))
-        if e["kind"] not in ("train", "score") or node not in kind:
+        node = e["nodes"][0] if e["kind"] in ("train", "train_start") else scorer_node.get(e.get("replica"))
+        if e["kind"] not in ("train", "train_start", "score") or node not in kind:
             continue
-        t = kind[node]
-        work[t] = work.get(t, 0.0) + e["gpus"] * (e["end"] - e["start"])
+        t, seconds = kind[node], e["end"] - e["start"]
+        if e["kind"] == "train_start":
+            if (t, e["key"]) not in start_s:
+                start_s[t, e["key"]] = seconds
+                start_gpu_s[t] = start_gpu_s.get(t, 0.0) + e["gpus"] * seconds
+            continue
+        work[t] = work.get(t, 0.0) + e["gpus"] * seconds
         if e["kind"] == "train":
-            trained[t, e["key"]] = trained.get((t, e["key"]), 0.0) + e["end"] - e["start"]
-    longest: dict[str, float] = {}
-    for (t, _), seconds in trained.items():
-        longest[t] = max(longest.get(t, 0.0), seconds)
-    least = {t: max(w, node_gpus[t] * longest.get(t, 0.0)) + node_gpus[t] * idle_timeout_s for t, w in work.items()}
+            trial_s[t, e["key"]] = trial_s.get((t, e["key"]), 0.0) + seconds
+    least = {}
+    for t, w in work.items():
+        longest = max((s + start_s.get((kt, k), 0.0) for (kt, k), s in trial_s.items() if kt == t), default=0.0)
+        least[t] = max(w + start_gpu_s.get(t, 0.0), node_gpus[t] * longest) + node_gpus[t] * idle_timeout_s
     return round(sum(work.values()) / sum(least.values()), 3) if least else None
 
 
@@ -371,7 +386,7 @@ def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = Fal
     os.environ.pop("HF_HUB_OFFLINE", None)   # hub ids are only named, never fetched (stand-ins load nothing)
     spec = load_spec(spec_file)
     if always_on:
-        spec = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"release_idle_after_s": None})})
+        spec = scorers_always_on(spec)
     if trials_per_cell:
         spec = spec.model_copy(update={"trials_per_cell": trials_per_cell})
     if sampler:
@@ -426,12 +441,22 @@ def simulate(spec_file: Path, always_on: bool, kill: bool, keep_logs: bool = Fal
             print(f"[sim] the sweep's run directory: {work}", file=sys.stderr)
 
 
+def scorers_always_on(spec):
+    """The spec with its scorer replicas held for the whole sweep, each over one GPU: over their trials'
+    shapes (tensor_parallel_size 2 and 4), the 8B's and 14B's would hold 6 of the one A100 node's 8 GPUs
+    for good, and no 4-GPU 14B trial could start."""
+    models = [m.model_copy(update={"evaluation": {k: v for k, v in m.evaluation.items() if k != "tensor_parallel_size"}})
+              for m in spec.models]
+    evaluation = spec.evaluation.model_copy(update={"release_idle_after_s": None})
+    return spec.model_copy(update={"models": models, "evaluation": evaluation})
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--spec", default=str(SPEC))
     p.add_argument("--scorers", choices=["spec", "always-on"], default="spec",
-                   help="always-on: hold scorer replicas for the whole sweep (the old behaviour)")
+                   help="always-on: hold scorer replicas for the whole sweep, each over one GPU (the old behaviour)")
     p.add_argument("--trials-per-cell", type=int, help="instead of the spec's (sweeps/paper.yaml has 12)")
     p.add_argument("--seconds-per-hour", type=float,
                    help="instead of the spec's clock (180 real seconds a simulated hour): faster, and Ray's own "
