@@ -277,7 +277,9 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
     window = (min(ups), max(n["down"] or t_end for n in monitor.nodes.values())) if ups else (t_start, t_end)
     capacity = sum(n["gpus"] * ((n["down"] or t_end) - n["up"]) for n in monitor.nodes.values())
     train = [e for e in events if e["kind"] == "train"]
-    work = sum(e["gpus"] * (e["end"] - e["start"]) for e in train + [e for e in events if e["kind"] == "score"])
+    scoring = gpu_seconds(e for e in events if e["kind"] == "score")
+    starts = gpu_seconds(e for e in events if e["kind"] == "train_start")
+    work = gpu_seconds(train) + scoring
     ends = {e["replica"]: e["end"] for e in events if e["kind"] == "scorer_down"}
     for e in events:   # a replica lost with its node never logs going down: it held its GPUs until the node went
         if e["kind"] == "scorer_up" and e["replica"] not in ends:
@@ -289,8 +291,6 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
             runs[e["key"]] = runs.get(e["key"], 0) + 1
     per_hour = spec.standins.seconds_per_hour
     bound = busy_bound(monitor, events, idle_timeout_s)
-    starts = sum(e["gpus"] * (e["end"] - e["start"]) for e in events if e["kind"] == "train_start")
-    scoring = sum(e["gpus"] * (e["end"] - e["start"]) for e in events if e["kind"] == "score")
     nodes = per_node(monitor, events, t_end, per_hour)
     return {
         "gpu_busy": round(work / capacity, 3) if capacity else None,
@@ -300,8 +300,7 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         "nodes_killed": sum("raylet_pid" in k for k in monitor.killed),
         "trials_failed": sum(r.status == "error" for r in records),
         "train_restarts_from_checkpoint": sum(e["lost"] for e in train),
-        "lost_training_gpu_hours": round(sum(e["gpus"] * (e["end"] - e["start"]) for e in train if e["lost"])
-                                         / per_hour, 2),
+        "lost_training_gpu_hours": round(gpu_seconds(e for e in train if e["lost"]) / per_hour, 2),
         "scorer_gpu_hours": round(scorer_gpu_s / per_hour, 2),
         "scorer_busy_gpu_hours": round(scoring / per_hour, 2),
         "train_start_gpu_hours": round(starts / per_hour, 2),
@@ -317,6 +316,11 @@ def measure(spec, run_dir: Path, monitor: Monitor, t_start: float, t_end: float,
         "gpu_busy_of_bound": round(work / capacity / bound, 3) if capacity and bound else None,
         "killed": monitor.killed, "nodes": nodes,
     }
+
+
+def gpu_seconds(events) -> float:
+    """GPU-seconds of timeline intervals (train, train_start, score: each holds `gpus` from start to end)."""
+    return sum(e["gpus"] * (e["end"] - e["start"]) for e in events)
 
 
 def busy_bound(monitor: Monitor, events: list[dict], idle_timeout_s: float) -> float | None:
