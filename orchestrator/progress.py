@@ -33,8 +33,17 @@ def reporter(objectives: list[str]):
 
 class NamedTrialActor:
     """Mixed into the Tune trainable (`run_trial.__mixins__`) so each trial actor's repr, which the
-    Ray dashboard's actor list shows, is `cft trial <key>` rather than the function's name."""
+    Ray dashboard's actor list shows, is `cft trial <key>` rather than the function's name; renamed
+    when Tune reuses the actor for the next trial (orchestrator.tuning: reuse_actors)."""
 
     def setup(self, config, *args, **kwargs):
-        self._name = f"cft trial {config.get('key', '?')}"   # Tune's function trainable reprs as _name
+        self._name = actor_name(config)   # Tune's function trainable reprs as _name
         return super().setup(config, *args, **kwargs)
+
+    def reset_config(self, new_config):
+        self._name = actor_name(new_config)
+        return super().reset_config(new_config)
+
+
+def actor_name(config: dict) -> str:
+    return f"cft trial {config.get('key', '?')}"

@@ -147,7 +147,11 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, interrupt
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total, trial_name_creator=progress.trial_name,
-                                    max_concurrent_trials=max_concurrent_trials(spec)),
+                                    max_concurrent_trials=max_concurrent_trials(spec),
+                                    # a finished trial's driver actor runs the next trial: a new one
+                                    # would start a process and import the project first (seconds
+                                    # in which the GPUs the last trial gave back sit idle)
+                                    reuse_actors=True),
         run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", verbose=1,
                                   progress_reporter=progress.reporter([o.name for o in spec.objectives]),
                                   storage_path=str(store.root / "tune"), stop=make_stopper(interruption),

@@ -109,6 +109,17 @@ def test_idle_replicas_are_seen_idle_within_the_delay():
     assert (long.look_back_period_s, long.metrics_interval_s, long.max_replicas) == (30.0, 10.0, 2)
 
 
+def test_a_stopping_replica_lets_its_gpus_go_without_serves_2_s_drain_loop():
+    """Serve stops only an idle replica, which then slept one wait loop (2 s by default) before it
+    looked for requests in flight: 40 simulated seconds of its GPUs a score in the simulation."""
+    from evaluators.service import ScorerDeployment, deployment_options
+    from evaluators.settings import ScorerSettings
+
+    for release in (1.0, None):   # Serve validates the options as it would deploy them
+        options = deployment_options(ScorerSettings(model="m", release_idle_after_s=release))
+        assert ScorerDeployment.options(**options)._deployment_config.graceful_shutdown_wait_loop_s <= 0.1
+
+
 def test_a_trial_waits_until_its_handles_last_report_holds_only_idle_samples():
     """Serve averages a handle's samples over the look-back and keeps a dead handle's last report 10 s:
     waiting less than a look-back and a report interval, a trial kept its replica up those 10 s."""

@@ -191,3 +191,27 @@ def test_gp_sampler_asks_inside_the_ranges_after_its_random_start(tmp_path):
         assert LR.low <= lr <= LR.high and MIX.low <= mix <= MIX.high
         studies.tell(CELLS[0], number, [lr * 100, 1 - mix])
     assert [t.state.name for t in studies.studies[CELLS[0]].trials] == ["COMPLETE"] * 4
+
+
+
+def test_a_reused_trial_actor_takes_the_next_trials_name():
+    """Tune reuses a finished trial's actor for the next trial (reuse_actors: setup runs once, then
+    reset_config for each next trial); the dashboard names the actor after the trial it runs now."""
+    from orchestrator.progress import NamedTrialActor
+
+    class Trainable:   # the two calls of Tune's FunctionTrainable the mixin extends
+        def setup(self, config):
+            self.config = config
+
+        def reset_config(self, new_config):
+            self.config = new_config
+            return True
+
+    class TrialActor(NamedTrialActor, Trainable):   # as Tune mixes run_trial.__mixins__ in
+        pass
+
+    actor = TrialActor()
+    actor.setup({"key": "m-soft-000"})
+    assert actor._name == "cft trial m-soft-000"
+    assert actor.reset_config({"key": "m-hard-001"}) is True
+    assert actor._name == "cft trial m-hard-001" and actor.config == {"key": "m-hard-001"}
