@@ -461,7 +461,8 @@ def main(argv=None) -> int:
     p.add_argument("--spec", default=str(SPEC))
     p.add_argument("--scorers", choices=["spec", "always-on"], default="spec",
                    help="always-on: hold scorer replicas for the whole sweep, each over one GPU (the old behaviour)")
-    p.add_argument("--trials-per-cell", type=int, help="instead of the spec's 12 (sweeps/paper.yaml's; 3 is a 20-minute run)")
+    p.add_argument("--trials-per-cell", type=int,
+                   help="instead of the spec's 12 (sweeps/paper.yaml's; 3 is a 20-minute run)")
     p.add_argument("--seconds-per-hour", type=float,
                    help="instead of the spec's clock (180 real seconds a simulated hour): faster, and Ray's own "
                         "overheads weigh more")

@@ -193,7 +193,6 @@ def test_gp_sampler_asks_inside_the_ranges_after_its_random_start(tmp_path):
     assert [t.state.name for t in studies.studies[CELLS[0]].trials] == ["COMPLETE"] * 4
 
 
-
 def test_a_reused_trial_actor_takes_the_next_trials_name():
     """Tune reuses a finished trial's actor for the next trial (reuse_actors: setup runs once, then
     reset_config for each next trial); the dashboard names the actor after the trial it runs now."""
