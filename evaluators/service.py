@@ -17,6 +17,7 @@ from ray import serve
 from evaluators.settings import ScorerSettings
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHUTDOWN_CHECK_S = 0.1   # a stopping replica's check for requests in flight (deployment_options)
 
 
 @serve.deployment(name="Scorer", health_check_period_s=5, health_check_timeout_s=60)
@@ -88,9 +89,6 @@ def _raise_if_error(result):
     if isinstance(result, Exception):
         raise result
     return result
-
-
-SHUTDOWN_CHECK_S = 0.1
 
 
 def build_app(settings: ScorerSettings):
