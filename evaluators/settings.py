@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cft.families import FamilyNames
 from cft.prompts import ChatOptions
-from cft.splits import EVAL_SPLITS
+from cft.splits import EVAL_SPLITS, PAPER_EVAL_SPLITS
 from evaluators.registry import ENGINES, EVALUATIONS, check_name
 
 
@@ -86,7 +86,7 @@ class EvalSettings(_Settings):
     """Evaluation settings (evaluators.settings.EvalSettings)."""
     evals: list[str] = Field(["sampled", "gsm8k"], min_length=1,   # what the default objectives read
                              description=f"evaluations to run: {', '.join(EVALUATIONS)}")
-    splits: list[str] = Field(list(EVAL_SPLITS), min_length=1, description=f"fidelity splits: {', '.join(EVAL_SPLITS)}")
+    splits: list[str] = Field(list(PAPER_EVAL_SPLITS), min_length=1, description=f"fidelity splits: {', '.join(EVAL_SPLITS)}")
     selection: Literal["selected", "full"] = Field("selected", description="the paper's selected prompts or the full grid")
     families: FamilyNames | None = Field(None, description="restrict the fidelity splits to these families")
     num_decimals: int = Field(5, ge=0, le=8)

@@ -132,3 +132,26 @@ def test_invalid_parameters_are_named(family, params, fragment):
 def test_unknown_family():
     with pytest.raises(InvalidParameters, match="unknown family 'zipf'"):
         get_family("zipf")
+
+
+@pytest.mark.parametrize("selection", ["selected", "full"])
+def test_interp_params_lie_inside_the_training_ranges_and_off_its_grid(selection):
+    """The project's interpolation split: every training family, never a training prompt, and each
+    prompt parameter inside the range the family was trained on."""
+    train = build_split("train")
+    trained = {p.key for p in train}
+    interp = build_split("test_interp_params", selection)
+    assert {p.family for p in interp} == set(TRAIN_FAMILIES)
+    assert not trained & {p.key for p in interp}
+    assert len({p.key for p in interp}) == len(interp)
+    for p in interp:
+        seen = [q.param_dict for q in train if q.family == p.family]
+        for name, value in p.params:
+            lo, hi = min(s[name] for s in seen), max(s[name] for s in seen)
+            assert lo <= value <= hi, (p.key, name, lo, hi)
+
+
+def test_interp_selected_varies_each_parameter():
+    prompts = build_split("test_interp_params", "selected", ["gaussian", "binomial"])
+    assert [p.key for p in prompts] == ["gaussian(mu=-0.6,sigma=0.812252)", "gaussian(mu=0.6,sigma=1.231144)",
+                                        "binomial(n=12.0,p=0.375)", "binomial(n=12.0,p=0.625)"]
