@@ -1,7 +1,11 @@
-"""Tokens/s of the Ray Train + DeepSpeed path against a plain single-process PyTorch loop.
+"""Tokens/s of the Ray Train + DeepSpeed path against a plain single-process fp32 PyTorch loop.
 
 Same model, data, batch and steps; the plain loop uses the same stream, loss, AdamW and cosine
-schedule. Prints both rates and their ratio (no pass/fail: timings on a shared machine are noisy).
+schedule, in fp32 with the LM head over every position (the trainer before its CPU speed-ups). A
+second plain loop runs with the trainer's speed-ups (frozen weights in bf16 where the CPU has bf16
+matrix units, the LM head at supervised positions only), so the ratios separate what the speed-ups
+buy from what Ray Train + DeepSpeed cost. Prints the rates and their ratios (no pass/fail: timings
+on a shared machine are noisy).
 The Ray rate counts the training loop only (`wall_s` excludes worker start-up); end-to-end time of
 the fit, start-up included, is printed too.
 
@@ -18,16 +22,17 @@ import time
 import torch
 
 
-def plain_loop(cfg, steps: int) -> tuple[int, float]:
+def plain_loop(cfg, steps: int, fast: bool) -> tuple[int, float]:
+    """`fast`: the trainer's speed-ups (cfg.precision decides bf16); else fp32 over every position."""
     from transformers import get_cosine_schedule_with_warmup
 
     from trainers.data import TrainingStream, collate
-    from trainers.losses import sparse_kl_loss
+    from trainers.losses import TARGET_KEYS, sparse_kl_loss, supervised_logits
     from trainers.model import load_model, load_tokenizer, param_groups
 
     tokenizer = load_tokenizer(cfg.model)
     torch.manual_seed(cfg.seed)
-    model = load_model(cfg, cfg.model).train()
+    model = load_model(cfg, cfg.model, dtype=None if fast else torch.float32).train()
     stream = TrainingStream(cfg, tokenizer, world_size=1)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     sched = get_cosine_schedule_with_warmup(opt, int(round(cfg.warmup_ratio * steps)), steps)
@@ -35,8 +40,12 @@ def plain_loop(cfg, steps: int) -> tuple[int, float]:
     for step in range(steps):
         for micro in range(cfg.grad_accum):
             batch = collate(stream.batch(step, micro, 0), tokenizer.pad_token_id)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss, _ = sparse_kl_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"])
+            if fast:
+                logits, targets = supervised_logits(model, batch)
+            else:
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                targets = {k: batch[k] for k in TARGET_KEYS}
+            loss, _ = sparse_kl_loss(logits, targets["target_ids"], targets["target_probs"], targets["target_mask"])
             (loss / cfg.grad_accum).backward()
             tokens += int(batch["attention_mask"].sum())
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -55,6 +64,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--zero", type=int, default=0)
     p.add_argument("--full", action="store_true")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="the trainer's (TrainConfig)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads of each loop (default: the workers' CPUs)")
     args = p.parse_args()
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
@@ -71,13 +82,14 @@ def main() -> None:
     cfg = TrainConfig(model=model, method=args.method, lr=1e-3, families=["binomial", "gaussian"],
                       prompts_per_family=4, epochs=1000, max_steps=args.steps, batch_size=args.batch_size,
                       workers_per_trial=args.workers, zero_stage=args.zero, lora=not args.full,
-                      checkpoint_every=args.steps)
+                      checkpoint_every=args.steps, precision=args.precision, torch_threads=args.threads)
     plain_cfg = cfg.model_copy(update={"batch_size": args.batch_size * args.workers, "workers_per_trial": 1})
     # Ray gives each worker OMP_NUM_THREADS = its CPUs (1 here); give the plain loop as many threads in all,
     # else on a busy 2-core machine torch's default threads oversubscribe and the comparison is unfair
-    threads = args.workers * max(1, int(cfg.cpus_per_worker))
+    threads = args.threads or args.workers * max(1, int(cfg.cpus_per_worker))
     torch.set_num_threads(threads)
-    plain_tokens, plain_s = plain_loop(plain_cfg, args.steps)
+    plain_tokens, plain_s = plain_loop(plain_cfg, args.steps, fast=False)
+    fast_tokens, fast_s = plain_loop(plain_cfg, args.steps, fast=True)
 
     import ray
 
@@ -89,13 +101,16 @@ def main() -> None:
     ray.shutdown()
 
     m = result.metrics
-    plain_rate, ray_rate = plain_tokens / plain_s, m["tokens"] / m["wall_s"]
-    print(f"model={model} method={args.method} lora={cfg.lora} steps={args.steps} "
-          f"global_batch={args.batch_size * args.workers} workers={args.workers} zero={args.zero}")
-    print(f"plain PyTorch loop ({threads} thread(s)): {plain_tokens} tokens in {plain_s:.2f} s = {plain_rate:,.0f} tokens/s")
+    plain_rate, fast_rate, ray_rate = plain_tokens / plain_s, fast_tokens / fast_s, m["tokens"] / m["wall_s"]
+    print(f"model={model} method={args.method} lora={cfg.lora} steps={args.steps} precision={args.precision} "
+          f"(frozen weights in bf16: {cfg.frozen_bf16}) global_batch={args.batch_size * args.workers} "
+          f"workers={args.workers} zero={args.zero}")
+    print(f"plain fp32 loop ({threads} thread(s)): {plain_tokens} tokens in {plain_s:.2f} s = {plain_rate:,.0f} tokens/s")
+    print(f"plain loop, trainer's speed-ups: {fast_tokens} tokens in {fast_s:.2f} s = {fast_rate:,.0f} tokens/s")
     print(f"Ray Train+DeepSpeed: {m['tokens']} tokens in {m['wall_s']:.2f} s = {ray_rate:,.0f} tokens/s "
           f"(fit incl. start-up: {fit_s:.1f} s)")
-    print(f"ratio (Ray+DeepSpeed / plain): {ray_rate / plain_rate:.2f}")
+    print(f"ratio (plain with speed-ups / plain fp32): {fast_rate / plain_rate:.2f}")
+    print(f"ratio (Ray+DeepSpeed / plain fp32): {ray_rate / plain_rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cft.families import FamilyNames
 from cft.prompts import ChatOptions
 from cft.splits import SPLITS
+from models.precision import cpu_has_bf16
 from models.resolve import looks_like_path
 
 Method = Literal["soft", "hard"]
@@ -47,6 +48,10 @@ class TrainConfig(BaseModel):
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1)
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 on GPUs (DeepSpeed); on a CPU with bf16 matrix units, a LoRA run "
+        "keeps the frozen weights in bf16 and the adapter and its optimizer state in fp32; else fp32. "
+        "bf16 forces that on a CPU without them; fp32 turns it off")
     zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage")
     workers_per_trial: int = Field(1, ge=1, le=1024, description="Ray Train workers (data parallel)")
     cpus_per_worker: float = Field(1.0, gt=0, le=1024)
@@ -74,6 +79,14 @@ class TrainConfig(BaseModel):
     @property
     def use_gpu(self) -> bool:
         return self.gpus_per_worker > 0
+
+    @property
+    def frozen_bf16(self) -> bool:
+        """Whether a CPU run stores its frozen weights in bf16 (a LoRA run below ZeRO-3, whose partitioned
+        weights DeepSpeed keeps in one dtype): a matmul runs ~2.8x faster in bf16 on AVX512-BF16 or AMX."""
+        if self.use_gpu or not self.lora or self.zero_stage == 3 or self.precision == "fp32":
+            return False
+        return self.precision == "bf16" or cpu_has_bf16()
 
     @field_validator("model")
     @classmethod

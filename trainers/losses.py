@@ -14,6 +14,17 @@ from __future__ import annotations
 import torch
 
 REDUCTIONS = ("sequence", "token")
+TARGET_KEYS = ("target_ids", "target_probs", "target_mask")
+
+
+def supervised_logits(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The model's logits only at the columns where some sequence of the batch has a target, and the
+    batch's targets cut to the same columns. The loss reads about 10 of ~70 positions and an LM head
+    is a large share of a small model's weights (SmolLM2-135M's is a fifth), so the LM head runs on
+    those columns only (transformers' `logits_to_keep` with indices; the hidden states are unchanged)."""
+    columns = batch["target_mask"].any(0).nonzero().squeeze(-1)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=columns)
+    return out.logits, {k: batch[k][:, columns] for k in TARGET_KEYS}
 
 
 def reduction_for(method: str) -> str:

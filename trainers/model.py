@@ -16,12 +16,17 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
-def load_model(cfg: TrainConfig, path: str, dtype: torch.dtype = torch.float32):
-    """Under ZeRO-3 the weights are loaded partitioned (each rank holds only its shard, never the full
+def load_model(cfg: TrainConfig, path: str, dtype: torch.dtype | None = None):
+    """The base model in `dtype` (default: bf16 where cfg.frozen_bf16, else fp32), with a LoRA adapter
+    in fp32 (PEFT upcasts it) when cfg.lora.
+
+    Under ZeRO-3 the weights are loaded partitioned (each rank holds only its shard, never the full
     model): transformers runs from_pretrained under deepspeed.zero.Init while an HfDeepSpeedConfig of
     the run's DeepSpeed config is alive. The model keeps it alive until DeepSpeed takes over."""
     from transformers import AutoModelForCausalLM
 
+    if dtype is None:
+        dtype = torch.bfloat16 if cfg.frozen_bf16 else torch.float32
     zero3 = zero3_init_config(cfg) if cfg.zero_stage == 3 else None
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     model._cft_zero3_init = zero3
@@ -31,7 +36,7 @@ def load_model(cfg: TrainConfig, path: str, dtype: torch.dtype = torch.float32):
 
     lora = LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_target_modules))
-    return get_peft_model(model, lora)
+    return get_peft_model(model, lora, autocast_adapter_dtype=True)   # the adapter trains in fp32
 
 
 def zero3_init_config(cfg: TrainConfig):

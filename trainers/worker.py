@@ -16,7 +16,7 @@ from trainers.config import TrainConfig
 from trainers.data import TrainingStream, collate
 from trainers.deepspeed_config import build_deepspeed_config
 from trainers.faults import Fault
-from trainers.losses import reduction_for, sparse_kl_loss
+from trainers.losses import reduction_for, sparse_kl_loss, supervised_logits
 from trainers.model import load_model, load_tokenizer, param_groups
 
 DS_TAG = "deepspeed"
@@ -109,8 +109,8 @@ def train_step(engine, stream: TrainingStream, step: int, rank: int, pad_id: int
     for micro in range(stream.cfg.grad_accum):
         examples = stream.batch(step, micro, rank)
         batch = {k: v.to(engine.device) for k, v in collate(examples, pad_id).items()}
-        logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss, _ = sparse_kl_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"],
+        logits, targets = supervised_logits(engine, batch)
+        loss, _ = sparse_kl_loss(logits, targets["target_ids"], targets["target_probs"], targets["target_mask"],
                                  reduction_for(stream.cfg.method))
         if fault and fault.poisons(step + 1, rank):
             loss = loss * float("nan")
