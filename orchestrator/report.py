@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator import results
-from orchestrator.search import key_number
+from orchestrator import frames
+from orchestrator.cells import key_number
 from orchestrator.store import RunStore
 
 MIN_TRIALS_FOR_IMPORTANCE = 5   # PED-ANOVA on fewer finished trials says more about the draw than the axis
@@ -37,15 +37,15 @@ def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     out = run_dir / "pareto"
     out.mkdir(parents=True, exist_ok=True)
     spec = RunStore(run_dir).saved_spec()
-    objectives = [(o.name, o.mode) for o in spec.objectives]
-    all_trials, front = results.trials(run_dir), results.pareto(run_dir)
+    objectives = [(o.name, o.direction) for o in spec.objectives]
+    all_trials, front = frames.trials(run_dir), frames.pareto(run_dir)
     all_trials.to_csv(out / "trials.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
     sections = []
     for cell in [f"{m.label}:{method}" for m, method in spec.cells]:
         done = all_trials[(all_trials["cell"] == cell) & (all_trials["status"] == "done")]
         sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell], objectives))
-    page = _page(spec, run_dir, state or results.sweep_state(run_dir), results.progress(run_dir), sections,
+    page = _page(spec, run_dir, state or frames.sweep_state(run_dir), frames.progress(run_dir), sections,
                  all_trials, [n for n, _ in objectives])
     (out / "index.html").write_text(page)
     return front
@@ -97,7 +97,7 @@ def param_importances(spec, cell: str, objective: str) -> dict[str, float] | str
     except Exception as err:   # no study yet, or storage unreadable: the report still renders
         return f"no study ({type(err).__name__})"
     index = [o.name for o in spec.objectives].index(objective)
-    sign = 1.0 if spec.objectives[index].mode == "min" else -1.0   # PED-ANOVA looks for low values
+    sign = 1.0 if spec.objectives[index].direction == "min" else -1.0   # PED-ANOVA looks for low values
     complete = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return f"needs {MIN_TRIALS_FOR_IMPORTANCE} finished trials (has {len(complete)})"
@@ -240,7 +240,7 @@ SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function
 def _page(spec, run_dir: Path, state: str, progress: pd.DataFrame, sections: list[str],
           all_trials: pd.DataFrame, names: list[str]) -> str:
     durations = {"s_per_trial": "per trial", "eta_s": "ETA"}   # seconds, shown as 1h05m
-    shown = progress.assign(**{c: progress[c].map(results.duration) for c in durations}).rename(columns=durations)
+    shown = progress.assign(**{c: progress[c].map(frames.duration) for c in durations}).rename(columns=durations)
     columns = [c for c in ["key", "cell", "status", "lr", "mix", *[x for n in names for x in (n, f"{n}_se")],
                            "train/loss", "train_wall_s", "eval_wall_s", "error"] if c in all_trials.columns]
     title = f"CFT sweep {html.escape(spec.name)}"
@@ -254,8 +254,27 @@ def _page(spec, run_dir: Path, state: str, progress: pd.DataFrame, sections: lis
             f"{_table(all_trials[columns], 'trials')}</section><script>{SORT_SCRIPT}</script></body></html>")
 
 
-def format_front(front: pd.DataFrame, objectives: list[str]) -> str:
+def format_front(front: pd.DataFrame, objectives: list, baselines: pd.DataFrame | None = None) -> str:
+    """The table the sweep prints when it ends: per cell, its base model's row, then each front point
+    with every objective as value ± standard error. `objectives` are the spec's Objectives; a
+    relative_to_base objective is 0 for the base model by definition, another is its baseline metric."""
     if front.empty:
         return "(no finished trials yet)"
-    columns = [c for c in ["cell", "lr", "mix", *objectives] if c in front.columns]
-    return front[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    names = [o.name for o in objectives]
+    base = {} if baselines is None else {row["model"]: row for row in baselines.to_dict("records")}
+    rows = []
+    for cell, points in front.groupby("cell", sort=True):
+        model = points["model"].iloc[0]
+        rows.append({"cell": cell, "trial": "base model", "lr": "", "mix": "",
+                     **{o.name: _base_value(o, base.get(model)) for o in objectives}})
+        rows += [{"cell": cell, "trial": p["key"], "lr": f"{p['lr']:.4g}", "mix": f"{p['mix']:.4g}",
+                  **{n: frames.with_se(p[n], p.get(f"{n}_se")) for n in names}} for p in points.to_dict("records")]
+    return pd.DataFrame(rows, columns=["cell", "trial", "lr", "mix", *names]).to_string(index=False)
+
+
+def _base_value(objective, baseline: dict | None) -> str:
+    if objective.relative_to_base:
+        return "0"
+    if baseline is None:
+        return "(not scored)"
+    return frames.with_se(baseline.get(objective.metric), baseline.get(f"{objective.metric}_se"))

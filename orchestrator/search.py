@@ -1,13 +1,10 @@
 """One Optuna multi-objective study per (model, method) cell, behind one Ray Tune searcher.
 
 Tune runs a single experiment; this searcher hands out trials cell by cell until every cell has used
-its budget. Given each cell's load (the planner's node type, GPUs and expected hours of one trial), it
-starts the cell whose trials take the most expected GPU-hours first, so the sweep ends on small
-trials rather than on a long one running alone, and it hands out a cell's trial only while that node
-type has GPUs for it: trials waiting for a full node type would otherwise take Tune's concurrency
-slots from another. Without loads it goes round robin (the cell with the fewest trials so far next).
-Each cell's study lives in RDB storage (SQLite locally), so `optuna-dashboard sqlite:///<run>/optuna.db` shows the fronts live, and a resumed
-sweep continues each study where it stopped.
+its trial budget (trials_per_cell). Which cell may start a trial now, and in which order, is the
+scheduling side's (orchestrator.scheduling.admission): it keeps each node type within its GPU budget.
+Each cell's study lives in RDB storage (SQLite locally), so `optuna-dashboard sqlite:///<run>/optuna.db`
+shows the fronts live, and a resumed sweep continues each study where it stopped.
 
 The trial records are the source of truth; the studies follow them. On resume, a study that lacks
 trials the records name (optuna.db lost or replaced) is rebuilt from the records, a trial whose record
@@ -19,7 +16,6 @@ open, else as a new Optuna trial with the same parameters.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -27,43 +23,12 @@ from dataclasses import dataclass
 import optuna
 from ray.tune.search import Searcher
 
+from orchestrator.cells import Cell, key_number, trial_key
+from orchestrator.messages import TrainedReport, TrialConfig
 from orchestrator.records import TrialRecord
+from orchestrator.scheduling.admission import GpuAdmission
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@dataclass(frozen=True)
-class Cell:
-    model: str      # model label
-    method: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.model}:{self.method}"
-
-    @property
-    def slug(self) -> str:
-        return f"{self.model}-{self.method}"
-
-
-def trial_key(cell: Cell, number: int) -> str:
-    return f"{cell.slug}-{number:03d}"
-
-
-def key_number(key: str) -> int | None:
-    """The Optuna number a trial key was made from (a rerun keeps its first key)."""
-    match = re.search(r"-(\d+)$", key)
-    return int(match.group(1)) if match else None
-
-
-@dataclass(frozen=True)
-class CellLoad:
-    """What one trial of a cell holds while it trains, as the planner (orchestrator.plan) sees it."""
-    pool: str | None = None   # the node type its training lands on; None: not known, not limited
-    gpus: float = 0.0         # GPUs one trial trains on
-    hours: float = 0.0        # its expected wall hours (0: not costed)
-    scorer_pool: str | None = None   # the node type its scorer replicas land on
-    scorer_gpus: float = 0.0         # GPUs one of those replicas holds
 
 
 @dataclass(frozen=True)
@@ -77,13 +42,13 @@ class Rerun:
     reopen: bool       # that Optuna trial is still open (RUNNING), so the rerun reuses it
 
 
-def make_sampler(kind: str, seed: int, budget: int, lr, mix) -> optuna.samplers.BaseSampler:
+def make_sampler(kind: str, seed: int, n_trials: int, lr, mix) -> optuna.samplers.BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
-        side = max(1, math.ceil(math.sqrt(budget)))
+        side = max(1, math.ceil(math.sqrt(n_trials)))
         return _GridSampler({"lr": _axis(lr, side), "mix": _axis(mix, side)}, seed=seed)
-    startup = max(2, min(10, budget // 3))
+    startup = max(2, min(10, n_trials // 3))
     if kind == "gp":   # Gaussian-process EHVI: handles running trials, so concurrent asks spread out
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
@@ -134,11 +99,11 @@ class CellStudies:
     """The Optuna side: a study per cell, asked for parameters and told results by trial number."""
 
     def __init__(self, sweep: str, cells: list[Cell], directions: list[str], storage_url: str,
-                 sampler: str, seed: int, budget: int, lr, mix):
+                 sampler: str, seed: int, trials_per_cell: int, lr, mix):
         self.lr, self.mix = lr, mix
         self.sweep, self.storage_url = sweep, storage_url
         self.directions = ["minimize" if d == "min" else "maximize" for d in directions]
-        self.sampler_kind, self.seed, self.budget = sampler, seed, budget
+        self.sampler_kind, self.seed, self.trials_per_cell = sampler, seed, trials_per_cell
         self.cells = list(cells)
         self.metric_names: list[str] | None = None
         self.studies = {c: self._open(c) for c in cells}
@@ -151,7 +116,7 @@ class CellStudies:
         # A resumed study needs a sampler seeded afresh: the same seed would replay the first
         # run's random start-up draws and repeat parameters already tried.
         i = self.cells.index(cell)
-        study.sampler = make_sampler(self.sampler_kind, self.seed + 1000 * i + len(study.trials), self.budget,
+        study.sampler = make_sampler(self.sampler_kind, self.seed + 1000 * i + len(study.trials), self.trials_per_cell,
                                      self.lr, self.mix)
         return study
 
@@ -279,21 +244,13 @@ class CellStudies:
 class CellSearcher(Searcher):
     """A Tune searcher over several cells, each with its own study and trial budget. Each cell first
     runs its reruns (unfinished trials of an earlier run), then asks its study for new trials, under
-    keys that no existing record uses. `loads` and `pool_gpus` (the GPUs trials may hold at once on each
-    node type) order the cells and hold a trial back while its node type is full (see the module
-    docstring); `scorer_reserves` (node type -> GPUs kept for scorer replicas, and the cells whose
-    scores need them) goes to that type's trials once those cells have no trial left to run or score.
-    `scorer_replicas` (model label -> replicas up now, for scorers that scale to zero) keeps a replica's
-    GPUs counted while it lingers after its last score: a trial handed those GPUs would wait for them,
-    and the autoscaler, seeing it wait, would start a node the budget has no work for. `unscorable`
-    (model labels whose base model could not be scored) closes those models' cells."""
+    keys that no existing record uses. `admission` (orchestrator.scheduling) says which cells may
+    start a trial now and orders them; `unscorable` (model labels whose base model could not be
+    scored) closes those models' cells."""
 
     def __init__(self, studies: CellStudies, remaining: dict[Cell, int], objectives: list[str],
                  reruns: dict[Cell, list[Rerun]] | None = None, taken_keys: set[str] = frozenset(),
-                 seed: int = 0, should_stop=lambda: False, loads: dict[Cell, CellLoad] | None = None,
-                 pool_gpus: dict[str, float] | None = None,
-                 scorer_reserves: dict[str, tuple[float, set[Cell]]] | None = None,
-                 scorer_replicas: Callable[[], dict[str, int]] = dict,
+                 seed: int = 0, should_stop=lambda: False, admission: GpuAdmission | None = None,
                  unscorable: Callable[[], Collection[str]] = set):
         super().__init__(metric=None, mode=None)
         self.studies, self.objectives = studies, objectives
@@ -303,12 +260,9 @@ class CellSearcher(Searcher):
         self.seed = seed
         self.started = {c: 0 for c in remaining}
         self.live: dict[str, tuple[Cell, int]] = {}
-        self.scoring: set[str] = set()   # live trials done training, their GPUs given back
         self.should_stop = should_stop   # true once the sweep is interrupted: hand out no more trials
-        self.loads = {c: (loads or {}).get(c, CellLoad()) for c in remaining}
-        self.pool_gpus = dict(pool_gpus or {})
-        self.scorer_reserves = dict(scorer_reserves or {})
-        self.scorer_replicas = scorer_replicas
+        self.admission = admission or GpuAdmission()
+        self.admission.remaining = self.remaining
         self.unscorable = unscorable   # models whose base model could not be scored: no more trials
         studies.name_metrics(objectives)
 
@@ -321,7 +275,7 @@ class CellSearcher(Searcher):
         open_cells = [c for c, n in self.remaining.items() if n > 0 and c.model not in unscorable]
         if not open_cells or self.interrupted:
             return Searcher.FINISHED
-        ready = [c for c in open_cells if self.has_room(c) and not self.waits_behind(c, open_cells)]
+        ready = self.admission.ready(open_cells, self.priority)
         if not ready:
             return None   # every open cell's node type is full: Tune asks again once a trial ends
         cell = min(ready, key=self.priority)
@@ -337,8 +291,9 @@ class CellSearcher(Searcher):
         self.remaining[cell] -= 1
         self.started[cell] += 1
         self.live[trial_id] = (cell, number)
-        return {"key": key, "model": cell.model, "method": cell.method, "optuna_number": number,
-                "lr": lr, "mix": mix, "seed": seed}
+        self.admission.start(trial_id, cell)
+        return TrialConfig(key=key, model=cell.model, method=cell.method, optuna_number=number,
+                           lr=lr, mix=mix, seed=seed).to_tune()
 
     def priority(self, cell: Cell) -> tuple:
         """Sort key, smallest first: reruns (they resume checkpoints), then the most expected GPU-hours
@@ -347,61 +302,13 @@ class CellSearcher(Searcher):
         that then waited for 4 free GPUs at the end; by the cell's GPU-hours left, three 2-GPU trials
         went before the last 4-GPU one, which then ran alone beside 3 idle GPUs), then the fewest
         trials started."""
-        load = self.loads[cell]
+        load = self.admission.load(cell)
         return (not self.reruns[cell], -load.hours * max(load.gpus, 1.0), self.started[cell], cell.name)
 
-    def waits_behind(self, cell: Cell, open_cells: list[Cell]) -> bool:
-        """Whether a cell ahead of this one on its node type waits only for scorer replicas there, busy
-        scoring (minutes) or idle (within their release delay): their GPUs are kept for it, not handed
-        to a smaller trial that would hold them for hours while the larger one waits for a whole set of
-        free GPUs. (Without waiting for the busy ones, the scale simulation's last 4-GPU trial started
-        after every 2-GPU trial, which took each gap a score left, and ran alone for 2.4 hours.)"""
-        pool = self.loads[cell].pool
-        return pool is not None and any(
-            self.loads[c].pool == pool and self.priority(c) < self.priority(cell)
-            and not self.has_room(c) and self.has_room(c, count_scorers=False) for c in open_cells)
-
-    def pool_in_use(self, pool: str, count_scorers: bool = True) -> float:
-        """GPUs the node type's trials and scorers hold: a training trial its own; a model trained and
-        scored on this type, its scorer replicas: one while trials wait for their scores (the GPUs a
-        trial freed are where its replica starts; a new trial takes the rest), and as many as are up
-        (scorer_replicas), which covers a replica lingering after its last score."""
-        training = sum(self.loads[c].gpus for t, (c, _) in self.live.items()
-                       if self.loads[c].pool == pool and t not in self.scoring)
-        if not count_scorers:
-            return training
-        waiting = {c.model for t, (c, _) in self.live.items() if t in self.scoring}
-        up = self.scorer_replicas()
-        scorers = {c.model: max(int(c.model in waiting), up.get(c.model, 0)) * load.scorer_gpus
-                   for c, load in self.loads.items() if load.pool == pool == load.scorer_pool}
-        return training + sum(scorers.values())
-
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """A trial done training (orchestrator.trial reports it) gave its GPUs back: they go to the next
-        trial while it waits for its score, but for its scorer replica's where that lands on the same
-        node type (pool_in_use)."""
-        if result.get("phase") == "trained" and trial_id in self.live:
-            self.scoring.add(trial_id)
-
-    def has_room(self, cell: Cell, count_scorers: bool = True) -> bool:
-        """Whether the cell's node type has GPUs for one more of its trials. A node type with nothing
-        live always takes one, so a trial larger than its budget still runs."""
-        load = self.loads[cell]
-        budget = self.budget(load.pool) if load.pool else None
-        if budget is None:
-            return True
-        used = self.pool_in_use(load.pool, count_scorers)
-        return used == 0 or used + load.gpus <= budget + 1e-9
-
-    def budget(self, pool: str) -> float | None:
-        """GPUs the node type's trials may hold now: its budget, and its scorers' reserve once no cell
-        that needs it has a trial to run or being run."""
-        if pool not in self.pool_gpus:
-            return None
-        reserve, needing = self.scorer_reserves.get(pool, (0.0, set()))
-        live = {c for c, _ in self.live.values()}
-        in_need = any(self.remaining.get(c, 0) > 0 or c in live for c in needing)
-        return self.pool_gpus[pool] + (0.0 if in_need else reserve)
+        """A trial done training (orchestrator.trial reports it) gave its GPUs back."""
+        if TrainedReport.is_one(result):
+            self.admission.trained(trial_id)
 
     def _ask_new(self, cell: Cell) -> tuple[int, float, float]:
         """A new trial whose key no record has (a study reset behind the records' back would otherwise
@@ -415,7 +322,7 @@ class CellSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         cell, number = self.live.pop(trial_id)
-        self.scoring.discard(trial_id)
+        self.admission.end(trial_id)
         if self.interrupted and not result:
             self.studies.label(cell, number, status="interrupted")
             return   # stopped by the interruption: the trial stays open and reruns on resume

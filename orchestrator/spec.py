@@ -24,7 +24,6 @@ from cft.prompts import ChatOptions
 from evaluators.registry import EVALUATIONS
 from evaluators.settings import EngineOptions, EvalSettings, EvaluationConfig
 from models.resolve import ALIASES, looks_like_path
-from orchestrator.standins import StandinConfig
 from trainers.config import Method, TrainConfig
 
 # Set per trial by the sweep (from models, methods, search, seed), so a spec's training section
@@ -49,7 +48,7 @@ class KnownObjective(BaseModel):
 OBJECTIVES = {
     # the paper's sampling protocol: family-balanced scale-free W1, invalid samples counted as worst
     "calibration_error": KnownObjective(metric="sampled/calibration_error", direction="min"),
-    # its exact counterpart (no sampling; a calibration measure on integer families only, METHOD.md 5)
+    # its exact counterpart (no sampling; a calibration measure on integer families only, docs/method.md 5)
     "exact_calibration_error": KnownObjective(metric="fidelity/calibration_error", direction="min"),
     "exact_tv": KnownObjective(metric="fidelity/tv", direction="min"),
     "calibration_kl": KnownObjective(metric="fidelity/kl", direction="min"),
@@ -88,10 +87,6 @@ class Objective(Strict):
         if self.metric.split("/")[0] not in EVALUATIONS:
             raise ValueError(f"metric: {self.metric!r} names no evaluation; known: {', '.join(EVALUATIONS)}")
         return self
-
-    @property
-    def mode(self) -> str:
-        return self.direction
 
     @property
     def evaluation(self) -> str:
@@ -213,8 +208,6 @@ class SweepSpec(Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     optuna_storage: str | None = Field(None, description="database URL; default: SQLite under the storage path")
     seed: int = Field(0, ge=0, lt=2**31)
-    standins: StandinConfig | None = Field(None, description="simulation only (benchmarks/cluster_sim.py): "
-                                           "stand-in train and score steps that hold the real resources")
 
     @field_validator("storage")
     @classmethod

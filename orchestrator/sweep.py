@@ -19,14 +19,22 @@ before Ray starts and before anything is written) or a run directory in use by a
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.interrupt import Interruption, SweepInterrupted
 from orchestrator.lock import RunLock, RunLocked, describe, holder_is_alive, in_use, read_holder
+
+if TYPE_CHECKING:
+    from orchestrator.backend import TrialBackend
+    from orchestrator.parts import SweepParts
+    from orchestrator.spec import SweepSpec
+    from orchestrator.store import RunStore
 
 # Everything else is imported where it is used: a sweep refused because another one holds its run
 # directory says so in a second or two, before pandas, scipy and torch are loaded.
@@ -76,18 +84,16 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
 
 
 def run(spec: SweepSpec, address: str | None = None, resume: bool = False, cluster_yaml: str | None = None,
-        interruption: Interruption | None = None):
+        interruption: Interruption | None = None, backend: TrialBackend | None = None):
     """Run (or resume) a sweep. Everything checkable is checked before the run directory is locked,
-    written or Ray started; the lock is held until the sweep ends. Returns the Pareto front, the failed
-    trials' records and, per model whose base model could not be scored, its error."""
-    from orchestrator import cluster
-    from orchestrator.baselines import BaselineScoring
+    written or Ray started; the lock is held until the sweep ends. `backend` runs the trials (default:
+    orchestrator.backend.RayBackend, the real trainer and scorers). Returns the Pareto front, the
+    failed trials' records and, per model whose base model could not be scored, its error."""
+    from orchestrator.backend import RayBackend
+    from orchestrator.parts import slice_spec
     from orchestrator.preflight import PreflightError, check_sweep
-    from orchestrator.report import format_front, write_report
-    from orchestrator.scorer_apps import resolve_models, start_scorers, stop_scorers
     from orchestrator.spec import SpecError
     from orchestrator.store import RunStore
-    from orchestrator.tuning import run_tune
 
     try:
         check_sweep(spec, address)
@@ -95,36 +101,67 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
         raise SpecError(str(err)) from None
     if interruption:
         interruption.install()
+    parts, backend = slice_spec(spec), backend or RayBackend()
     with RunLock(RunStore(spec.run_dir).root) as lock:
         if lock.taken_over:
             print(f"warning: took over {lock.path} from a sweep that is no longer running: "
                   f"{describe(lock.taken_over)}", flush=True)
-        model_paths = resolve_models(spec)   # hub models are downloaded once, here
+        model_paths = backend.model_paths(parts.trials.model_refs)   # hub models are downloaded once, here
         store = prepare_run_dir(spec, resume)
+        t0 = time.time()
+        errors = run_on_ray(parts, store, model_paths, backend, address or spec.ray_address or
+                            os.environ.get("RAY_ADDRESS"), cluster_yaml, interruption)
+    return finish(store, parts.study.objectives, t0, errors)
+
+
+def run_on_ray(parts: SweepParts, store: RunStore, model_paths: dict[str, str], backend: TrialBackend,
+               address: str | None, cluster_yaml: str | None, interruption: Interruption | None) -> dict[str, str]:
+    """Connect, start the scorer apps, score the base models and run Tune; the base models' errors."""
+    from orchestrator import cluster
+    from orchestrator.baselines import BaselineScoring, scores_before_trials
+    from orchestrator.scorer_apps import start_scorers, stop_scorers
+    from orchestrator.tuning import run_tune
+
+    try:
+        print(cluster.connect(parts.demand, address, cluster_yaml), flush=True)
+        if interruption:
+            interruption.install()   # ray.init replaced the SIGTERM handler with sys.exit
+        app_names = start_scorers(parts.scorers, model_paths, backend)
         try:
-            print(cluster.connect(spec, address, cluster_yaml), flush=True)
-            if interruption:
-                interruption.install()   # ray.init replaced the SIGTERM handler with sys.exit
-            t0 = time.time()
-            app_names = start_scorers(spec, model_paths)
-            try:
-                with BaselineScoring(spec, store, app_names) as baselines:
-                    run_tune(spec, store, model_paths, app_names, interruption, baselines.errors.keys)
-            finally:  # free the replicas' resources for whatever runs next on this cluster
-                stop_scorers(app_names)
-        except SweepInterrupted:
-            mark_interrupted(store, interruption.at if interruption else None)
-            raise
-        front = write_report(store.root, state="finished")
-    print(f"\nSweep {spec.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
-    print(f"Pareto front per cell ({store.root / 'pareto'}):\n{format_front(front, [o.name for o in spec.objectives])}")
+            with BaselineScoring(parts.scorers, parts.trials.evaluation, store, app_names, backend) as baselines:
+                if scores_before_trials(cluster_gpus()):
+                    baselines.wait()
+                run_tune(parts, store, model_paths, app_names, interruption, baselines.errors.keys, backend)
+        finally:  # free the replicas' resources for whatever runs next on this cluster
+            stop_scorers(app_names)
+    except SweepInterrupted:
+        mark_interrupted(store, interruption.at if interruption else None)
+        raise
+    return baselines.errors
+
+
+def cluster_gpus() -> float:
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0)
+
+
+def finish(store: RunStore, objectives: list, t0: float, errors: dict[str, str]):
+    """Write the report, print the fronts and what failed; the sweep's (front, failed, errors)."""
+    from orchestrator.report import format_front, write_report
+    from orchestrator.results import baselines
+
+    front = write_report(store.root, state="finished")
+    print(f"\nSweep {store.root.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
+    print(f"Pareto front per cell ({store.root / 'pareto'}):\n"
+          f"{format_front(front, objectives, baselines(store.root))}")
     failed = [r for r in store.trial_records() if r.status == "error"]
     for r in failed:
         print(f"trial {r.key} failed: {r.error}", file=sys.stderr)
-    for label, error in baselines.errors.items():
+    for label, error in errors.items():
         print(f"base model {label} could not be scored: {error}; its cells' remaining trials did not start "
               "(resume to score it again and run them)", file=sys.stderr)
-    return front, failed, baselines.errors
+    return front, failed, errors
 
 
 def mark_interrupted(store, since: float | None) -> list[str]:
@@ -165,7 +202,8 @@ def refuse_if_in_use(args) -> None:
         raise RunLocked(in_use(run_dir, holder))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, backend: TrialBackend | None = None) -> int:
+    """The command line; `backend` runs the trials (a simulation passes its own)."""
     args = parse_args(argv)
     try:
         refuse_if_in_use(args)
@@ -183,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.plan:
             return print_plan(spec, args.cluster, args.json, args.address)
-        _, failed, unscored = run(spec, args.address, args.resume, args.cluster, Interruption())
+        _, failed, unscored = run(spec, args.address, args.resume, args.cluster, Interruption(), backend)
     except (SpecError, RunLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -208,19 +246,21 @@ def _checked_storage(storage: str) -> str:
 def print_plan(spec: SweepSpec, cluster_yaml: str | None, as_json: bool, address: str | None = None) -> int:
     """`--plan`: 0 if every cell can be placed, else 2 (naming the cells)."""
     import json
-    import os
 
-    from orchestrator.plan import cluster_yaml_in_use, format_plan, plan_for
+    from orchestrator.parts import demand_of
+    from orchestrator.scheduling.build import plan_for
+    from orchestrator.scheduling.nodes import cluster_yaml_in_use
+    from orchestrator.scheduling.render import format_plan
     from orchestrator.spec import SpecError
 
     if cluster_yaml and not Path(cluster_yaml).expanduser().is_file():
         raise SpecError(f"--cluster: no such file {cluster_yaml}")
     joining = bool(address or spec.ray_address or os.environ.get("RAY_ADDRESS"))   # e.g. on a `ray up` head
-    plan = plan_for(spec, cluster_yaml_in_use(cluster_yaml, joining))
-    print(json.dumps(plan, indent=1) if as_json else format_plan(plan))
-    for cell in plan["unplaceable"]:
-        print(f"error: cell {cell['cell']} (model {cell['model']}) cannot be placed: {cell['reason']}", file=sys.stderr)
-    return 2 if plan["unplaceable"] else 0
+    plan = plan_for(demand_of(spec), cluster_yaml_in_use(cluster_yaml, joining))
+    print(json.dumps(plan.to_dict(), indent=1) if as_json else format_plan(plan))
+    for cell in plan.unplaceable:
+        print(f"error: cell {cell.cell} (model {cell.model}) cannot be placed: {cell.reason}", file=sys.stderr)
+    return 2 if plan.unplaceable else 0
 
 
 if __name__ == "__main__":

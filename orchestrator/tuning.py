@@ -17,22 +17,26 @@ from collections.abc import Callable, Collection
 from ray.tune import Callback
 
 from orchestrator import progress
-from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials, trial_loads
+from orchestrator.backend import RayBackend, TrialBackend
+from orchestrator.cells import Cell, key_number
+from orchestrator.cluster import TRIAL_DRIVER_RESOURCES, max_concurrent_trials, plan_in_use
+from orchestrator.parts import StudySettings, SweepParts
 from orchestrator.records import TrialRecord
+from orchestrator.scheduling.admission import GpuAdmission
 from orchestrator.scorer_apps import ReplicasUp
-from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, key_number
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.search import CellSearcher, CellStudies, Rerun
+from orchestrator.spec import SpecError
 from orchestrator.store import RunStore
 from orchestrator.trial import TrialContext, run_trial
 
 
-def plan(spec: SweepSpec, store: RunStore) -> tuple[CellStudies, dict[Cell, int], dict[Cell, list[Rerun]]]:
+def settle_trials(study: StudySettings, store: RunStore) -> tuple[CellStudies, dict[Cell, int], dict[Cell, list[Rerun]]]:
     """Open each cell's study, settle trials an interruption left open, and count what is left: the
     trials each cell still runs, the first of them reruns of its unfinished trials."""
-    cells = [Cell(m.label, method) for m, method in spec.cells]
-    objectives = [o.name for o in spec.objectives]
-    studies = open_studies(spec, store, cells)
-    recover_unreadable_records(spec, store, studies, cells)
+    cells = study.cells
+    objectives = [o.name for o in study.objectives]
+    studies = open_studies(study, store, cells)
+    recover_unreadable_records(study, store, studies, cells)
     records = store.trial_records()
     remaining, reruns = {}, {}
     for cell in cells:
@@ -40,32 +44,32 @@ def plan(spec: SweepSpec, store: RunStore) -> tuple[CellStudies, dict[Cell, int]
         if studies.rebuild_if_behind(cell, mine, objectives):
             print(f"warning: the Optuna study of {cell.name} lacked trials its records name; rebuilt it from "
                   f"{len(mine)} trial record(s)", flush=True)
-        todo = studies.reconcile(cell, mine, objectives, spec.seed)
+        todo = studies.reconcile(cell, mine, objectives, study.seed)
         for r in mine:
             if r.status == "running":  # its driver died (the run lock rules out a live one)
                 store.write_trial(r.model_copy(update={"status": "interrupted"}))
-        remaining[cell] = max(0, spec.trials_per_cell - sum(r.finished for r in mine))
+        remaining[cell] = max(0, study.trials_per_cell - sum(r.finished for r in mine))
         reruns[cell] = todo[:remaining[cell]]
         studies.close_unused(cell, todo[remaining[cell]:])
     return studies, remaining, reruns
 
 
-def open_studies(spec: SweepSpec, store: RunStore, cells: list[Cell]) -> CellStudies:
+def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> CellStudies:
     """The cells' studies; an unreadable optuna.db under the run directory is set aside (and the
-    studies rebuilt from the records by plan)."""
+    studies rebuilt from the records by settle_trials)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     def studies():
-        return CellStudies(spec.name, cells, [o.mode for o in spec.objectives],
-                           spec.optuna_storage or store.optuna_url(), spec.search.sampler, spec.seed,
-                           spec.trials_per_cell, spec.search.lr, spec.search.mix)
+        return CellStudies(study.name, cells, [o.direction for o in study.objectives],
+                           study.optuna_storage or store.optuna_url(), study.sampler, study.seed,
+                           study.trials_per_cell, study.lr, study.mix)
 
     try:
         return studies()
     except SQLAlchemyError as err:
         reason = f"{type(err).__name__}: {str(err).splitlines()[0]}"
-        if spec.optuna_storage:
-            raise SpecError(f"optuna_storage: cannot open {spec.optuna_storage} ({reason})") from None
+        if study.optuna_storage:
+            raise SpecError(f"optuna_storage: cannot open {study.optuna_storage} ({reason})") from None
         db = store.root / "optuna.db"
         aside = db.with_name(f"optuna.db.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
         for suffix in ("", "-journal", "-wal", "-shm"):
@@ -76,7 +80,7 @@ def open_studies(spec: SweepSpec, store: RunStore, cells: list[Cell]) -> CellStu
         return studies()
 
 
-def recover_unreadable_records(spec: SweepSpec, store: RunStore, studies: CellStudies, cells: list[Cell]) -> None:
+def recover_unreadable_records(study: StudySettings, store: RunStore, studies: CellStudies, cells: list[Cell]) -> None:
     """A truncated or corrupt record is kept beside as `<key>.json.unreadable` and, where its study still
     has the trial's parameters, replaced by an "interrupted" record so the trial runs again."""
     for key, reason in store.unreadable_trials().items():
@@ -88,8 +92,8 @@ def recover_unreadable_records(spec: SweepSpec, store: RunStore, studies: CellSt
         params = trials[number].params if number is not None and number < len(trials) else {}
         if "lr" in params and "mix" in params:
             store.write_trial(TrialRecord(
-                key=key, cell=cell.name, model=cell.model, model_ref=spec.model(cell.model).ref, method=cell.method,
-                lr=params["lr"], mix=params["mix"], optuna_number=number, seed=spec.seed + number,
+                key=key, cell=cell.name, model=cell.model, model_ref=study.model_refs[cell.model], method=cell.method,
+                lr=params["lr"], mix=params["mix"], optuna_number=number, seed=study.seed + number,
                 status="interrupted", error=f"its record was unreadable ({reason}); the old file is {aside.name}"))
             warnings.warn(f"trial record {path} is unreadable ({reason}); kept as {aside.name}, the trial runs again")
         else:
@@ -117,16 +121,14 @@ def taken_keys(store: RunStore) -> set[str]:
     return keys
 
 
-def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, interruption=None,
-             unscorable: Callable[[], Collection[str]] = set) -> None:
+def run_tune(parts: SweepParts, store: RunStore, model_paths, app_names, interruption=None,
+             unscorable: Callable[[], Collection[str]] = set, backend: TrialBackend = RayBackend()) -> None:
     """`unscorable` names the models whose base model could not be scored: no more of their trials
     start (orchestrator.baselines)."""
-    from ray import tune
-
-    from orchestrator.interrupt import Interruption, make_stopper
+    from orchestrator.interrupt import Interruption
 
     interruption = interruption or Interruption()
-    studies, remaining, reruns = plan(spec, store)
+    studies, remaining, reruns = settle_trials(parts.study, store)
     total = sum(remaining.values())
     if total == 0:
         print("Every planned trial has finished already.", flush=True)
@@ -134,30 +136,40 @@ def run_tune(spec: SweepSpec, store: RunStore, model_paths, app_names, interrupt
     again = [r.key for rs in reruns.values() for r in rs]
     print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})"
           + (f"; running again first: {', '.join(again)}" if again else ""), flush=True)
-    loads, pool_gpus, reserves = trial_loads(spec)
-    by_name = {c.name: c for c in remaining}
-    searcher = CellSearcher(studies, remaining, [o.name for o in spec.objectives], reruns, taken_keys(store),
-                            spec.seed, should_stop=lambda: interruption.requested,
-                            loads={c: loads[c.name] for c in remaining if c.name in loads}, pool_gpus=pool_gpus,
-                            scorer_reserves={name: (gpus, {by_name[n] for n in needing if n in by_name})
-                                             for name, (gpus, needing) in reserves.items()},
-                            scorer_replicas=ReplicasUp.scaling_to_zero(spec, app_names), unscorable=unscorable)
-    context = TrialContext(spec=spec, run_dir=str(store.root), model_paths=model_paths, app_names=app_names)
+    admission = GpuAdmission.from_plan(plan_in_use(parts.demand), remaining,
+                                       ReplicasUp.scaling_to_zero(parts.scorers))
+    searcher = CellSearcher(studies, remaining, parts.objective_names, reruns, taken_keys(store),
+                            parts.study.seed, should_stop=lambda: interruption.requested, admission=admission,
+                            unscorable=unscorable)
+    context = TrialContext(settings=parts.trials, run_dir=str(store.root), model_paths=model_paths,
+                           app_names=app_names, backend=backend)
+    fit(tuner(parts, store, searcher, context, total, interruption), interruption)
+
+
+def tuner(parts: SweepParts, store: RunStore, searcher: CellSearcher, context: TrialContext, total: int,
+          interruption):
+    from ray import tune
+
+    from orchestrator.interrupt import make_stopper
+
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), TRIAL_DRIVER_RESOURCES)
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total, trial_name_creator=progress.trial_name,
-                                    max_concurrent_trials=max_concurrent_trials(spec),
+                                    max_concurrent_trials=max_concurrent_trials(parts.demand),
                                     # a finished trial's driver actor runs the next trial: a new one
                                     # would start a process and import the project first (seconds
                                     # in which the GPUs the last trial gave back sit idle)
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", verbose=1,
-                                  progress_reporter=progress.reporter([o.name for o in spec.objectives]),
+                                  progress_reporter=progress.reporter(parts.objective_names),
                                   storage_path=str(store.root / "tune"), stop=make_stopper(interruption),
                                   callbacks=[RecordDeadTrialDrivers(store)],
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
+
+
+def fit(tuner, interruption) -> None:
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"   # ours (orchestrator.interrupt) stops the experiment
     with interruption.deferred():
         tuner.fit()

@@ -116,7 +116,7 @@ def test_the_small_t4_cluster_is_a_valid_launcher_config_too():
     validate_config(prepare_config(yaml.safe_load((ROOT / "tests" / "data" / "cluster_g4dn_t4.yaml").read_text())))
 
 
-# Models are downloaded once, by the sweep's driver (orchestrator.scorer_apps.resolve_models ->
+# Models are downloaded once, by the sweep's driver (orchestrator.backend RayBackend.model_paths ->
 # models.resolve.fetch_model), into the Hugging Face cache, which cluster.yaml puts on the EFS.
 
 def test_aliases_and_local_paths_never_reach_the_hub(monkeypatch, tiny_model_dir):

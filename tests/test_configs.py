@@ -13,7 +13,9 @@ from evaluators.score import build_settings
 from evaluators.score import parse_args as score_args
 from evaluators.settings import EngineOptions, EvalSettings, EvaluationConfig
 from orchestrator.spec import SWEEP_EVAL_FIELDS, TRIAL_FIELDS, parse_spec
-from orchestrator.trial import eval_settings, train_config
+from orchestrator.messages import TrialConfig
+from orchestrator.parts import trial_settings
+from orchestrator.trial import train_config
 from trainers.config import TrainConfig
 from trainers.train import parse_args as train_args
 
@@ -50,11 +52,17 @@ def test_the_value_tables_cover_every_field_with_a_non_default(tmp_path):
             assert getattr(config.model_validate({name: value}), name) != getattr(defaults, name), name
 
 
+def _train_config(spec, method, lr, mix, seed):
+    """What a trial of model "tiny" (at path "tiny") trains with."""
+    trial = TrialConfig(key="k", model="tiny", method=method, optuna_number=0, lr=lr, mix=mix, seed=seed)
+    return train_config(trial_settings(spec), trial, "tiny")
+
+
 def test_every_training_field_reaches_the_trial_config_from_a_spec(tmp_path):
     values = _train_values(tmp_path)
     section = {k: v for k, v in values.items() if k not in TRIAL_FIELDS and k != "lora"}
     spec = parse_spec({"name": "t", "models": [{"ref": "tiny", "chat": values["chat"]}], "training": section})
-    cfg = train_config(spec, "tiny", "tiny", values["method"], values["lr"], values["mix"], values["seed"])
+    cfg = _train_config(spec, values["method"], values["lr"], values["mix"], values["seed"])
     assert cfg == TrainConfig.model_validate(values | {"lora": True})
 
 
@@ -65,7 +73,7 @@ def test_model_and_method_overrides_merge_in_that_order():
     soft, hard = spec.training_for("tiny", "soft"), spec.training_for("tiny", "hard")
     assert (soft.lora_r, soft.epochs, soft.max_bins) == (4, 3, 1001)
     assert (hard.lora_r, hard.epochs, hard.max_bins) == (4, 2, 16384)
-    assert train_config(spec, "tiny", "tiny", "hard", 1e-3, 0.0, 0).max_bins == 16384
+    assert _train_config(spec, "hard", 1e-3, 0.0, 0).max_bins == 16384
 
 
 def test_every_training_field_reaches_the_config_from_the_cli(tmp_path):
@@ -89,7 +97,7 @@ def test_every_evaluation_field_reaches_the_scorer_and_the_evaluation_from_a_spe
     section = {k: v for k, v in EVAL_VALUES.items() if k not in SWEEP_EVAL_FIELDS}
     spec = parse_spec({"name": "t", "models": [{"ref": "tiny"}], "evaluation": section, "seed": 3,
                        "objectives": [{"name": "sampled_w1"}]})
-    assert eval_settings(spec) == EvalSettings.model_validate(
+    assert trial_settings(spec).evaluation == EvalSettings.model_validate(
         {k: v for k, v in EVAL_VALUES.items() if k in EvalSettings.model_fields})
     scorer = spec.evaluation.scorer(model="m", app_name="a")
     for name in EngineOptions.model_fields:

@@ -15,7 +15,8 @@ import pytest
 import orchestrator.results as results
 from orchestrator.lock import LOCK_NAME, STALE_AFTER_S, RunLock, RunLocked
 from orchestrator.records import TrialRecord
-from orchestrator.search import Cell, CellSearcher, trial_key
+from orchestrator.cells import Cell, trial_key
+from orchestrator.search import CellSearcher
 from orchestrator.spec import SpecError, parse_spec
 from orchestrator.store import RunStore, write_json
 from orchestrator.sweep import prepare_run_dir
@@ -144,9 +145,10 @@ def test_an_unreadable_spec_json_is_named_and_unreadable_baselines_are_scored_ag
 # the records are the source of truth for the Optuna studies
 
 def _plan(spec, store):
-    from orchestrator.tuning import plan
+    from orchestrator.parts import study_settings
+    from orchestrator.tuning import settle_trials
 
-    return plan(spec, store)
+    return settle_trials(study_settings(spec), store)
 
 
 def _study(store) -> optuna.Study:

@@ -8,8 +8,10 @@ import pytest
 import yaml
 
 from orchestrator import cluster
+from orchestrator.parts import demand_of
+from orchestrator.scheduling import build, capacity
 from orchestrator.gpu_catalog import model_shape
-from orchestrator.plan import load_node_types, plan_for
+from orchestrator.scheduling.nodes import load_node_types
 from orchestrator.spec import load_spec, parse_spec
 from orchestrator.sweep import main
 
@@ -17,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = str(ROOT / "sweeps" / "paper.yaml")
 CLUSTER = str(ROOT / "cluster.yaml")
 T4_CLUSTER = str(ROOT / "tests" / "data" / "cluster_g4dn_t4.yaml")
+
+
+def plan_for(spec, cluster_yaml=None) -> dict:
+    """The Plan of the spec, as `--plan --json` prints it."""
+    return build.plan_for(demand_of(spec), cluster_yaml).to_dict()
 
 
 def _plan_cli(capsys, *argv) -> tuple[int, dict, str]:
@@ -80,9 +87,9 @@ def test_without_accelerator_types_memory_and_gpu_counts_decide(paper_without_ac
 
 def test_the_sweep_sizes_concurrency_with_the_plans_function():
     spec = load_spec(PAPER)
-    assert cluster.max_concurrent_trials(spec, CLUSTER) == plan_for(spec, CLUSTER)["max_concurrent_trials"]
+    assert cluster.max_concurrent_trials(demand_of(spec), CLUSTER) == plan_for(spec, CLUSTER)["max_concurrent_trials"]
     fixed = spec.model_copy(update={"max_concurrent_trials": 3})
-    assert cluster.max_concurrent_trials(fixed, CLUSTER) == 3 == plan_for(fixed, CLUSTER)["max_concurrent_trials"]
+    assert cluster.max_concurrent_trials(demand_of(fixed), CLUSTER) == 3 == plan_for(fixed, CLUSTER)["max_concurrent_trials"]
 
 
 def test_a_bigger_cluster_holds_more_trials(tmp_path):
@@ -104,8 +111,8 @@ def test_local_plan_reports_what_the_embedded_cluster_runs():
     spec = smoke.model_copy(update={"max_concurrent_trials": None})
     plan = plan_for(spec)
     local = plan["node_types"][0]
-    assert local["cpus"] == cluster.local_num_cpus(spec)
-    assert plan["max_concurrent_trials"] == cluster.concurrency_from_totals(spec, local["cpus"], local["gpus"]) >= 1
+    assert local["cpus"] == capacity.local_num_cpus(demand_of(spec))
+    assert plan["max_concurrent_trials"] == capacity.concurrency_from_totals(demand_of(spec), local["cpus"], local["gpus"]) >= 1
     assert plan["unplaceable"] == []
 
 
@@ -169,7 +176,7 @@ def test_per_model_scorer_overrides_reach_the_replica_options():
     assert (options["num_gpus"], options["accelerator_type"]) == (4, "A100")
     plain_options = build_app(plain.scorer(model="m", app_name="a"))._bound_deployment.ray_actor_options
     assert "accelerator_type" not in plain_options and plain_options["num_gpus"] == 1
-    assert cluster.scorer_gpus(spec) == 2 * 1 + 1 * 4
+    assert capacity.scorer_gpus(demand_of(spec)) == 2 * 1 + 1 * 4
 
 
 def test_plan_cli_errors(capsys, tmp_path):
@@ -181,7 +188,7 @@ def test_plan_cli_errors(capsys, tmp_path):
 
 
 def test_on_a_ray_up_head_the_sweep_plans_against_the_heads_copy_of_the_cluster_yaml(tmp_path, monkeypatch):
-    from orchestrator.plan import cluster_yaml_in_use
+    from orchestrator.scheduling.nodes import cluster_yaml_in_use
 
     monkeypatch.setenv("HOME", str(tmp_path))
     assert cluster_yaml_in_use(None, joining=True) is None          # not a `ray up` head

@@ -5,16 +5,25 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.plan import plan_for
-from orchestrator.spec import load_spec, parse_spec
+from benchmarks.sim.spec import load_sim_spec
+from orchestrator.cells import Cell
+from orchestrator.parts import demand_of
+from orchestrator.scheduling.admission import GpuAdmission
+from orchestrator.scheduling import build
+from orchestrator.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_SPEC = ROOT / "benchmarks" / "data" / "cluster_sim.yaml"   # scale-to-zero scorers
 CLUSTER = str(ROOT / "cluster.yaml")
 
 
+def plan_for(spec, cluster_yaml=None) -> dict:
+    """The Plan of the spec, as `--plan --json` prints it."""
+    return build.plan_for(demand_of(spec), cluster_yaml).to_dict()
+
+
 def _sim_spec(**update):
-    return load_spec(SIM_SPEC).model_copy(update={"standins": None, **update})
+    return load_sim_spec(SIM_SPEC).sweep.model_copy(update=update)
 
 
 def _scored_on_a10gs(**update):
@@ -24,7 +33,8 @@ def _scored_on_a10gs(**update):
     for m in data["models"]:
         if "evaluation" in m:
             m["evaluation"] = {"tensor_parallel_size": 2}
-    return parse_spec(data).model_copy(update={"standins": None, **update})
+    data.pop("standins")
+    return parse_spec(data).model_copy(update=update)
 
 
 def _small_cluster(tmp_path, a10g: str = "g5.2xlarge", a10g_nodes: int = 8) -> str:
@@ -131,18 +141,22 @@ def test_a_trial_waits_until_its_handles_last_report_holds_only_idle_samples():
 
 
 def test_the_sweep_plans_once_for_its_concurrency_and_its_loads(tmp_path, monkeypatch):
-    from orchestrator import cluster, plan
+    from orchestrator import cluster
 
     spec = _scored_on_a10gs()
     cluster_yaml = _four_gpu_a10g_nodes(tmp_path)
     calls = []
-    real = plan.plan_for
-    monkeypatch.setattr(plan, "plan_for", lambda *a: calls.append(a) or real(*a))
+    real = cluster.plan_for
+    monkeypatch.setattr(cluster, "plan_for", lambda *a: calls.append(a) or real(*a))
     monkeypatch.setattr(cluster, "_plans", {})
-    concurrency = cluster.max_concurrent_trials(spec, cluster_yaml)
-    loads, pool_gpus, _ = cluster.trial_loads(spec, cluster_yaml)
+    concurrency = cluster.max_concurrent_trials(demand_of(spec), cluster_yaml)
+    plan = cluster.plan_in_use(demand_of(spec), cluster_yaml)
+    cells = {Cell(*c.cell.split(':')) for c in plan.cells}
+    admission = GpuAdmission.from_plan(plan, cells)
+    loads = {c.name: admission.load(c) for c in cells}
+    pool_gpus = admission.budgets
     assert len(calls) == 1 and concurrency >= 1
     big, small = loads["qwen3-14b:hard"], loads["qwen3-4b:hard"]
-    assert (big.pool, big.gpus, big.scorer_pool, big.scorer_gpus) == ("gpu_a100", 4, "gpu_a10g", 2)
+    assert (big.node_type, big.gpus, big.scorer_node_type, big.scorer_gpus) == ("gpu_a100", 4, "gpu_a10g", 2)
     assert small.hours > loads["qwen3-4b:soft"].hours
     assert set(pool_gpus) == {"gpu_a10g", "gpu_a100"}

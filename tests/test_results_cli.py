@@ -17,7 +17,8 @@ import pandas as pd
 
 import orchestrator.results as results
 from orchestrator.records import TrialRecord
-from orchestrator.search import Cell, CellStudies
+from orchestrator.cells import Cell
+from orchestrator.search import CellStudies
 from orchestrator.spec import load_spec
 from orchestrator.store import RunStore, write_json
 
@@ -49,7 +50,7 @@ def make_run_dir(root: Path, soft_done: int = 5) -> Path:
     for r in records:
         store.write_trial(r)
     cells = [Cell("tiny", "soft"), Cell("tiny", "hard")]
-    studies = CellStudies(spec.name, cells, [o.mode for o in spec.objectives], store.optuna_url(), "tpe", 0, 6,
+    studies = CellStudies(spec.name, cells, [o.direction for o in spec.objectives], store.optuna_url(), "tpe", 0, 6,
                           spec.search.lr, spec.search.mix)
     studies.name_metrics([o.name for o in spec.objectives])
     for cell in cells:

@@ -53,6 +53,7 @@ def test_base_models_are_scored_beside_the_trials_and_a_failure_is_recorded(hand
     scorer app cannot be reached is recorded with its error, which a trial waiting for it raises and
     the searcher reads (errors.keys); the next run scores only that one again."""
     from orchestrator.baselines import BaselineScoring
+    from orchestrator.parts import scorer_setups, trial_settings
     from orchestrator.spec import parse_spec
     from orchestrator.store import BaselineUnavailable, RunStore
 
@@ -62,7 +63,8 @@ def test_base_models_are_scored_beside_the_trials_and_a_failure_is_recorded(hand
                        "evaluation": {"engine": "hf", "evals": ["gsm8k"], "gsm8k_items": 2}})
     store = RunStore(spec.run_dir)
     store.save_baseline_error("tiny", "an earlier run's failure")
-    with BaselineScoring(spec, store, {"tiny": APP, "lost": "no-such-app"}) as baselines:
+    models, evaluation = scorer_setups(spec), trial_settings(spec).evaluation
+    with BaselineScoring(models, evaluation, store, {"tiny": APP, "lost": "no-such-app"}) as baselines:
         assert store.baseline_error("tiny") is None              # scored again: the old error is gone
         metrics = store.wait_for_baseline("tiny", poll_s=0.1)    # what a trial does after its own score
         assert "gsm8k/gold_logprob" in metrics
@@ -71,7 +73,7 @@ def test_base_models_are_scored_beside_the_trials_and_a_failure_is_recorded(hand
     assert baselines.wait() == {"lost": baselines.errors["lost"]} and list(baselines.errors.keys()) == ["lost"]
     assert store.baselines()["tiny"]["metrics"] == metrics and store.baseline_rows("tiny")["gsm8k"]
 
-    again = BaselineScoring(spec, store, {"tiny": APP, "lost": APP})
+    again = BaselineScoring(models, evaluation, store, {"tiny": APP, "lost": APP})
     with again:
         assert [t.name for t in again._threads] == ["baseline-lost"]   # tiny's saved score is reused
     assert again.wait() == {} and set(store.baselines()) == {"tiny", "lost"}

@@ -1,4 +1,4 @@
-"""The scale simulation's stand-in training (orchestrator/standins.py) on an in-process Ray with one
+"""The scale simulation's stand-in training (benchmarks/sim/standins.py) on an in-process Ray with one
 fake A10G: it holds the trial's placement group first for a start-up (GPUs held, not working: logged
 apart from training, so the simulation does not count it as work), then for its training time, and a
 trial run again under its key resumes from its saved progress without a second start-up's work lost."""
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from orchestrator.standins import StandinConfig, run_training, start_up_seconds, training_seconds
+from benchmarks.sim.standins import StandinConfig, run_training, start_up_seconds, training_seconds
 from trainers.config import TrainConfig
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,8 @@ import optuna
 import pytest
 
 import orchestrator.results as results
-from orchestrator.search import Cell, CellSearcher, CellStudies, Rerun, trial_key
+from orchestrator.cells import Cell, trial_key
+from orchestrator.search import CellSearcher, CellStudies, Rerun
 from orchestrator.spec import Range, parse_spec
 from orchestrator.records import TrialRecord
 from orchestrator.store import RunStore, read_json, write_json
@@ -164,7 +165,8 @@ def test_capability_loss_pairs_items_with_the_base_model(tmp_path):
     (item difficulty cancels), which is far below the two item-level SEs combined; without base rows
     (a run directory from before rows were kept) it falls back to the combined error."""
     from evaluators.gsm8k import mean_and_se
-    from orchestrator.trial import objective_values
+    from orchestrator.messages import Evaluation
+    from orchestrator.objectives import objective_values
 
     spec = parse_spec({"name": "r", "models": [{"ref": "tiny"}], "storage": str(tmp_path),
                        "objectives": [{"name": "calibration_error"}, {"name": "capability_loss"}]})
@@ -174,11 +176,11 @@ def test_capability_loss_pairs_items_with_the_base_model(tmp_path):
     tuned = [{"index": i, "gold_logprob": d - 0.3 + rng.normal(0, 0.05)} for i, d in enumerate(difficulty)]
     summary_of = lambda rows: dict(zip(("gsm8k/gold_logprob", "gsm8k/gold_logprob_se"),
                                        mean_and_se(r["gold_logprob"] for r in rows)))
-    scores = {"summary": summary_of(tuned) | {"sampled/calibration_error": 0.5}, "rows": {"gsm8k": tuned}}
-    values, errors = objective_values(spec, scores, summary_of(base), {"gsm8k": base})
+    scores = Evaluation(summary=summary_of(tuned) | {"sampled/calibration_error": 0.5}, rows={"gsm8k": tuned})
+    values, errors = objective_values(spec.objectives, scores, summary_of(base), {"gsm8k": base})
     assert values["capability_loss"] == pytest.approx(0.3, abs=0.03)
     assert errors["capability_loss"] < 0.02
-    _, combined = objective_values(spec, scores, summary_of(base), {})
+    _, combined = objective_values(spec.objectives, scores, summary_of(base), {})
     assert combined["capability_loss"] > 10 * errors["capability_loss"]
     assert values["calibration_error"] == 0.5
 

@@ -1,4 +1,4 @@
-"""The searcher's order and per-node-type budgets (orchestrator.search CellLoad, pool_gpus): the cell
+"""The searcher's order and per-node-type budgets (orchestrator.scheduling.admission): the cell
 whose trials take the most expected GPU-hours starts first, and a cell whose node type has no GPUs
 left for one more trial waits while other node types' cells go on. Real Optuna studies (SQLite), no Ray."""
 
@@ -6,7 +6,9 @@ import itertools
 
 from ray.tune.search import Searcher
 
-from orchestrator.search import Cell, CellLoad, CellSearcher, CellStudies
+from orchestrator.cells import Cell
+from orchestrator.scheduling.admission import CellLoad, GpuAdmission, ScorerReserve
+from orchestrator.search import CellSearcher, CellStudies
 from orchestrator.spec import Range
 
 LR, MIX = Range(low=1e-5, high=1e-3, log=True), Range(low=0.0, high=0.5)
@@ -16,7 +18,7 @@ IDS = itertools.count()
 
 def _searcher(tmp_path, remaining, loads=None, pool_gpus=None):
     studies = CellStudies("s", list(remaining), ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 4, LR, MIX)
-    return CellSearcher(studies, remaining, ["a", "b"], loads=loads, pool_gpus=pool_gpus)
+    return CellSearcher(studies, remaining, ["a", "b"], admission=GpuAdmission(loads, pool_gpus))
 
 
 def _cells(searcher, n):
@@ -63,7 +65,7 @@ def test_a_full_node_type_holds_its_cells_back_while_another_type_goes_on(tmp_pa
     searcher = _searcher(tmp_path, {BIG: 3, SHORT: 3}, loads, {"a100": 8, "a10g": 2})
     assert _cells(searcher, 2) == [("large", "hard")] * 2          # 8 of the A100s' 8 GPUs
     assert _cells(searcher, 3) == [("small", "soft")] * 2 + [None]   # the A10Gs' 2, then nothing fits
-    assert searcher.pool_in_use("a100") == 8 and searcher.pool_in_use("a10g") == 2
+    assert searcher.admission.gpus_in_use("a100") == 8 and searcher.admission.gpus_in_use("a10g") == 2
     first_big = next(t for t, (cell, _) in searcher.live.items() if cell == BIG)
     searcher.on_trial_complete(first_big, {"a": 1.0, "b": 2.0})
     assert _cells(searcher, 1) == [("large", "hard")]               # its GPUs went to the next one
@@ -78,57 +80,57 @@ def test_the_scorers_reserve_goes_to_trials_once_the_cells_needing_it_are_done(t
     """BIG trains elsewhere and is scored on the A10Gs, which keep 2 GPUs for that while BIG runs."""
     loads = {BIG: CellLoad("a100", 8, 1.0), SHORT: CellLoad("a10g", 1, 0.1)}
     searcher = _searcher(tmp_path, {BIG: 1, SHORT: 5}, loads, {"a100": 8, "a10g": 2})
-    searcher.scorer_reserves = {"a10g": (2.0, {BIG})}
+    searcher.admission.reserves = {"a10g": ScorerReserve(2.0, frozenset({BIG}))}
     assert _cells(searcher, 4) == [("large", "hard"), ("small", "soft"), ("small", "soft"), None]
     big = next(t for t, (cell, _) in searcher.live.items() if cell == BIG)
     searcher.on_trial_complete(big, {"a": 1.0, "b": 2.0})
-    assert searcher.budget("a10g") == 4.0
+    assert searcher.admission.budget("a10g") == 4.0
     assert _cells(searcher, 3) == [("small", "soft"), ("small", "soft"), None]   # 4 live: full again
 
 
 def test_a_trial_waiting_for_a_score_elsewhere_gives_its_gpus_to_the_next(tmp_path):
-    loads = {BIG: CellLoad("a100", 8, 1.0, scorer_pool="a10g", scorer_gpus=2),
-             SHORT: CellLoad("a10g", 1, 0.1, scorer_pool="a10g", scorer_gpus=1)}
+    loads = {BIG: CellLoad("a100", 8, 1.0, scorer_node_type="a10g", scorer_gpus=2),
+             SHORT: CellLoad("a10g", 1, 0.1, scorer_node_type="a10g", scorer_gpus=1)}
     searcher = _searcher(tmp_path, {BIG: 2, SHORT: 2}, loads, {"a100": 8, "a10g": 1})
     assert _cells(searcher, 3) == [("large", "hard"), ("small", "soft"), None]
     for trial_id in list(searcher.live):
         searcher.on_trial_result(trial_id, {"phase": "trained", "trial_key": "k"})
     # the A100s are free while BIG is scored on the A10Gs; SHORT's A10G is where its own scorer starts
-    assert searcher.pool_in_use("a100") == 0 and searcher.pool_in_use("a10g") == 1
+    assert searcher.admission.gpus_in_use("a100") == 0 and searcher.admission.gpus_in_use("a10g") == 1
     assert _cells(searcher, 2) == [("large", "hard"), None]
 
 
 def test_a_trial_scored_where_it_trained_keeps_only_its_scorers_gpus(tmp_path):
     """A 4-GPU trial scored by a 1-GPU replica of its own node type: 3 GPUs go to the next trial while it
     is scored, and trials of one model waiting together count one replica."""
-    loads = {BIG: CellLoad("a100", 4, 1.0, scorer_pool="a100", scorer_gpus=1),
-             SHORT: CellLoad("a100", 2, 0.4, scorer_pool="a100", scorer_gpus=1)}
+    loads = {BIG: CellLoad("a100", 4, 1.0, scorer_node_type="a100", scorer_gpus=1),
+             SHORT: CellLoad("a100", 2, 0.4, scorer_node_type="a100", scorer_gpus=1)}
     searcher = _searcher(tmp_path, {BIG: 3, SHORT: 2}, loads, {"a100": 8})
     assert _cells(searcher, 3) == [("large", "hard")] * 2 + [None]
     for trial_id in list(searcher.live):
         searcher.on_trial_result(trial_id, {"phase": "trained", "trial_key": "k"})
-    assert searcher.pool_in_use("a100") == 1          # both BIG trials wait on one replica
+    assert searcher.admission.gpus_in_use("a100") == 1          # both BIG trials wait on one replica
     assert _cells(searcher, 3) == [("large", "hard"), ("small", "soft"), None]   # 1 + 4 + 2 of 8
-    assert searcher.pool_in_use("a100") == 7
+    assert searcher.admission.gpus_in_use("a100") == 7
 
 
 def test_a_replica_lingering_after_its_last_score_keeps_its_gpus(tmp_path):
     """A scorer that scales to zero stays up for its idle delay after the score: until Serve stops it,
     its GPU is not free, and a trial handed it would wait there (and the autoscaler would add a node)."""
     up = {"small": 1}
-    loads = {SHORT: CellLoad("a10g", 1, 0.1, scorer_pool="a10g", scorer_gpus=1)}
+    loads = {SHORT: CellLoad("a10g", 1, 0.1, scorer_node_type="a10g", scorer_gpus=1)}
     studies = CellStudies("s", [SHORT], ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 4, LR, MIX)
-    searcher = CellSearcher(studies, {SHORT: 4}, ["a", "b"], loads=loads, pool_gpus={"a10g": 2},
-                            scorer_replicas=lambda: up)
+    searcher = CellSearcher(studies, {SHORT: 4}, ["a", "b"],
+                            admission=GpuAdmission(loads, {"a10g": 2}, scorer_replicas=lambda: up))
     assert _cells(searcher, 2) == [("small", "soft"), None]        # the base model's replica holds 1 of 2
     up["small"] = 0
     assert _cells(searcher, 1) == [("small", "soft")]
     first = next(iter(searcher.live))
     searcher.on_trial_result(first, {"phase": "trained", "trial_key": "k"})
     up["small"] = 1                                                  # its replica starts and scores it
-    assert searcher.pool_in_use("a10g") == 2 and _cells(searcher, 1) == [None]
+    assert searcher.admission.gpus_in_use("a10g") == 2 and _cells(searcher, 1) == [None]
     searcher.on_trial_complete(first, {"a": 1.0, "b": 2.0})
-    assert searcher.pool_in_use("a10g") == 2 and _cells(searcher, 1) == [None]   # scored; the replica lingers
+    assert searcher.admission.gpus_in_use("a10g") == 2 and _cells(searcher, 1) == [None]   # scored; the replica lingers
     up["small"] = 0
     assert _cells(searcher, 1) == [("small", "soft")]
 
@@ -138,11 +140,11 @@ def test_a_larger_trial_waiting_only_for_idle_replicas_keeps_its_gpus(tmp_path):
     it takes to go rather than the 2-GPU trials taking its GPUs for hours."""
     mid = Cell("mid", "hard")
     up = {"large": 1}
-    loads = {BIG: CellLoad("a100", 4, 0.85, scorer_pool="a100", scorer_gpus=1),
-             mid: CellLoad("a100", 2, 1.0, scorer_pool="a100", scorer_gpus=1)}
+    loads = {BIG: CellLoad("a100", 4, 0.85, scorer_node_type="a100", scorer_gpus=1),
+             mid: CellLoad("a100", 2, 1.0, scorer_node_type="a100", scorer_gpus=1)}
     studies = CellStudies("s", [BIG, mid], ["min", "min"], f"sqlite:///{tmp_path}/o.db", "random", 0, 4, LR, MIX)
-    searcher = CellSearcher(studies, {BIG: 3, mid: 3}, ["a", "b"], loads=loads, pool_gpus={"a100": 8},
-                            scorer_replicas=lambda: up)
+    searcher = CellSearcher(studies, {BIG: 3, mid: 3}, ["a", "b"],
+                            admission=GpuAdmission(loads, {"a100": 8}, scorer_replicas=lambda: up))
     assert _cells(searcher, 2) == [("large", "hard"), None]   # 4 + 1 of 8: the 2-GPU trial would fit
     up["large"] = 0
     assert _cells(searcher, 2) == [("large", "hard"), None]
@@ -163,8 +165,8 @@ def test_a_larger_trial_waiting_only_for_a_score_in_progress_keeps_its_gpus(tmp_
     """A 4-GPU trial is being scored on 1 of the 8 GPUs while another trains on 4: the next 4-GPU trial
     waits the minutes the score takes rather than a 2-GPU trial taking the gap for hours."""
     mid = Cell("mid", "hard")
-    loads = {BIG: CellLoad("a100", 4, 1.1, scorer_pool="a100", scorer_gpus=1),
-             mid: CellLoad("a100", 2, 1.2, scorer_pool="a100", scorer_gpus=1)}
+    loads = {BIG: CellLoad("a100", 4, 1.1, scorer_node_type="a100", scorer_gpus=1),
+             mid: CellLoad("a100", 2, 1.2, scorer_node_type="a100", scorer_gpus=1)}
     searcher = _searcher(tmp_path, {BIG: 3, mid: 3}, loads, {"a100": 8})
     assert _cells(searcher, 3) == [("large", "hard"), ("large", "hard"), None]
     first = next(iter(searcher.live))

@@ -1,5 +1,6 @@
-"""Stand-in train and score steps for the scale simulation (benchmarks/cluster_sim.py), never the
-default path: a spec selects them with its `standins:` section (unset in every shipped spec).
+"""Stand-in train and score steps for the scale simulation (benchmarks/cluster_sim.py), which runs the
+sweep with them through its TrialBackend (benchmarks.sim.backend); their cost model is the simulation
+spec's `standins:` section (benchmarks.sim.spec).
 
 They ask Ray for exactly what the real steps ask for, and hold it for the time a cost model gives,
 so the real sweep driver, searcher, records, resume logic, Tune, Serve and the autoscaler run on a
@@ -7,7 +8,7 @@ fake cluster as they would on a real one:
 - training holds a placement group of the trial's Ray Train workers (workers_per_trial x {CPU, GPU,
   accelerator_type}, PACK, as Ray Train asks), first for a start-up (the workers' and DeepSpeed's,
   and the weights read at load_gb_per_s: GPUs held, not working), then for the planner's training
-  time (orchestrator.plan training_gpu_hours), saving its progress every `checkpoint_every` steps
+  time (orchestrator.scheduling.cost training_gpu_hours), saving its progress every `checkpoint_every` steps
   under the trial's Train directory. A lost node (the group's bundles move) costs the work since the
   last checkpoint and a new start-up, and counts as a worker-group failure; like Ray Train's
   FailureConfig it retries up to `failure_max` times once the group is placed again, and a trial
@@ -78,7 +79,7 @@ def log_event(run_dir: str | Path, **event) -> None:
 def training_seconds(cfg, costs: StandinConfig) -> tuple[float, int]:
     """The simulated wall seconds of one training run and its optimizer steps."""
     from orchestrator.gpu_catalog import model_shape
-    from orchestrator.plan import training_gpu_hours
+    from orchestrator.scheduling.cost import training_gpu_hours
     from trainers.data import calibration_prompts, plan_steps
 
     shape = model_shape(cfg.model)
