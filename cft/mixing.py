@@ -1,7 +1,7 @@
 """The training stream: calibration examples and capability-replay examples at ratio `mix`.
 
 Calibration slots walk the training prompts epoch by epoch, as the paper's reference does
-(METHOD.md section 3, its `_balanced_prompt_order`): every prompt appears exactly `copies` times per
+(docs/method.md section 3, its `_balanced_prompt_order`): every prompt appears exactly `copies` times per
 epoch (1 for soft target, `hard_samples_per_prompt` for hard target), so a family's share of the
 stream is proportional to its prompt count. Within an epoch each family's items are shuffled and the
 families are interleaved round-robin, the order of the still-active families reshuffled every round;

@@ -1,6 +1,6 @@
 """Target output spaces: the support strings a prompt's answer can take, with their probabilities.
 
-METHOD.md section 2. Continuous families are discretised on a grid of multiples of 10^-num_decimals
+docs/method.md section 2. Continuous families are discretised on a grid of multiples of 10^-num_decimals
 inside the [ppf(q_low), ppf(q_high)] window (clipped to the support), thinned to at most max_bins
 points; each grid point gets the CDF mass between the midpoints around it, the tails beyond the window
 are folded into the edge bins, and values whose strings coincide are merged. Integer families list

@@ -1,8 +1,8 @@
-"""The tokenized trie of an output space and its exact next-token targets (METHOD.md section 3).
+"""The tokenized trie of an output space and its exact next-token targets (docs/method.md section 3).
 
 Every support string is tokenized canonically (no special tokens) and followed by the end token: the
 token the model's chat turn ends with (cft.prompts.turn_terminator: <end_of_turn> for Gemma-3-it,
-<|eot_id|> for Llama-3, <|im_end|> for ChatML models, the tokenizer's EOS for raw prompts); METHOD.md
+<|eot_id|> for Llama-3, <|im_end|> for ChatML models, the tokenizer's EOS for raw prompts); docs/method.md
 calls it EOS. At each trie node (a token prefix) the soft target is the exact next-token marginal
 q(t | prefix) = mass(prefix + t) / mass(prefix); the end token competes with longer values where one
 value is a strict prefix of another.

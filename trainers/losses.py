@@ -1,7 +1,7 @@
 """One vectorised loss for every example kind: KL(q || softmax(logits)) against sparse targets.
 
 With a one-hot q this is exactly next-token cross-entropy, so hard-target and replay examples use it too.
-How the positions of a batch are averaged follows the paper's reference (METHOD.md section 3):
+How the positions of a batch are averaged follows the paper's reference (docs/method.md section 3):
 - "sequence" (soft target): each sequence's positions averaged, then sequences averaged;
 - "token" (hard target): one mean over all target tokens of the batch, as its losses.py does with
   `F.cross_entropy(..., ignore_index=-100)`, so longer values weigh more.

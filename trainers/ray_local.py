@@ -73,7 +73,7 @@ def init_local_ray(num_cpus: int | None = None, **kwargs):
     """Start the embedded local Ray; returns ray.init's context (its dashboard_url included)."""
     import ray
 
-    # a 2-core machine cannot place a Tune/Train driver plus 1-CPU workers otherwise (STACK.md)
+    # a 2-core machine cannot place a Tune/Train driver plus 1-CPU workers otherwise (docs/stack.md)
     num_cpus = num_cpus or max(4, os.cpu_count() or 1)
     bind_loopback_only()
     with _host_lock():
