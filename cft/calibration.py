@@ -17,7 +17,9 @@ from cft.families import get_family
 from cft.output_space import Q_HIGH, Q_LOW, OutputSpace
 from cft.splits import TaskPrompt
 
-WORST = 2.0          # a prompt's calibration error when no sample is valid: twice a constant answer's
+W1_CAP = 2.0         # the W1 part's cap: twice a constant answer's W1 / scale
+INVALID_COST = 1.0   # what the invalid rate costs: a share 1 - v of invalid samples adds (1 - v) * this
+WORST = W1_CAP + INVALID_COST   # a prompt with no valid sample, above every prompt with one
 TAIL_BAND = 0.025    # quantile levels left out at each end where the target's variance is infinite
 OUTLIER_BAND = 0.001  # elsewhere: METHOD.md's window, so one runaway number cannot saturate a prompt
 BOOTSTRAP = 200      # bootstrap resamples for the standard error of the W1 part
@@ -94,7 +96,8 @@ def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimal
     """A prompt's calibration error from its valid sample values out of n completions, with its Monte
     Carlo standard error: {"calibration_error", "calibration_error_se", "w1_scaled"}.
 
-    Definition:  (1 - v) * WORST + v * min(W1 / scale, WORST),  v = valid rate.
+    Definition:  min(W1 / scale, W1_CAP) + INVALID_COST * (1 - v),  v = valid rate,
+    = W1_CAP + INVALID_COST = WORST where no sample is valid.
 
     - W1 is the paper's estimator (sorted valid values against the true quantiles at (i - 0.5)/k),
       with the quantiles rounded to `num_decimals` for continuous families: the reference is the true
@@ -108,18 +111,23 @@ def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimal
     - Samples, target and scale are clamped to the target's [ppf(0.001), ppf(0.999)] window (METHOD.md's
       output window): a model's occasional runaway number ("01241" for a Poisson(2), which the paper's
       regex accepts as 1241) then costs at most the window's width / n instead of saturating the
-      prompt at WORST, while a perfect sampler's score barely moves (0.2% of its mass is clamped).
+      prompt at W1_CAP, while a perfect sampler's score barely moves (0.2% of its mass is clamped).
     - Where the target's variance is infinite (Cauchy, t with nu <= 2, Pareto/Lomax alpha <= 2,
       F with d2 <= 4), the extreme order statistics of even a perfect sampler do not settle (a Cauchy's
       have no mean), so samples, target and scale are all clamped to the target's central 95%,
       [ppf(TAIL_BAND), ppf(1 - TAIL_BAND)]. Clamping (rather than dropping the outer ranks) keeps
       the tails' mass in play, a model that never reaches them still pays, and keeps the statistic
       bounded so that its bootstrap is honest (dropping ranks made it overstate the SE twofold).
-    - Invalid samples (unparsable, outside the support, non-integer for integer families) count
-      as WORST each: a sampler that answers a family badly scores at most WORST, one that stops
-      answering scores exactly WORST (never NaN, never dropped). WORST = 2 puts an invalid answer
-      below a valid but uninformative one (a constant: 1) and caps how far one wild prompt moves a
-      family average.
+    - Validity is a separate additive term (the paper reports W1 on valid samples and the valid rate
+      as two numbers; this sums them in one unit, the W1 of a constant answer): an invalid sample
+      (unparsable, outside the support, non-integer for integer families) costs INVALID_COST / n.
+      So a sampler whose valid samples follow the target ranks better than any constant answerer
+      (which scores >= 1) whenever its valid share v exceeds its W1 floor, i.e. at any v >= 0.5
+      (at most ~0.2 + 0.5 on the paper's test points at n = 1,000). Weighting W1 by v and invalid
+      samples at 2 instead (the earlier definition) scored such a sampler at v = 0.5 worse than a
+      constant (1.04 vs 1.00). A sampler with no valid sample scores WORST, strictly above any sampler
+      with one (at most W1_CAP + INVALID_COST * (1 - 1/n)), never NaN, never dropped; W1_CAP bounds
+      how far one wild prompt moves a family average.
     - Bias: with k valid samples W1 is biased upward by the sampling noise where the model's CDF is
       close to the target's (a perfect sampler scores ~0.05 at k = 1,000, ~0.11 at 200, ~0.15 at 100).
       No unbiased estimator of an absolute difference exists, and subtracting the floor would reward
@@ -129,8 +137,7 @@ def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimal
 
     Standard error: the valid rate is binomial and, given the number of valid samples, the W1 part
     is bootstrapped over the valid values (n_boot resamples, seeded: the same samples give the same
-    SE); the two are combined by the delta method,
-    SE^2 = (WORST - c)^2 v (1 - v) / n + v^2 SE_c^2, with c = min(W1 / scale, WORST).
+    SE); the two terms add, SE^2 = INVALID_COST^2 v (1 - v) / n + SE_c^2, c = min(W1 / scale, W1_CAP).
     """
     if n <= 0 or len(valid) == 0:
         return {"calibration_error": WORST, "calibration_error_se": 0.0, "w1_scaled": float("nan")}
@@ -139,20 +146,20 @@ def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimal
     k = len(x)
     q = ref.quantiles(k, num_decimals)
     r = _scaled(quantile_w1(x, q), ref.scale)
-    capped = min(r, WORST)
     rng = np.random.default_rng(seed)
-    boot = [min(_scaled(quantile_w1(np.sort(rng.choice(x, k)), q), ref.scale), WORST)
+    boot = [min(_scaled(quantile_w1(np.sort(rng.choice(x, k)), q), ref.scale), W1_CAP)
             for _ in range(n_boot if k > 1 else 0)]
     se_capped = float(np.std(boot, ddof=1)) if len(boot) > 1 else 0.0
     v = k / n
     value = _combined(v, r)
-    se = math.sqrt((WORST - capped) ** 2 * v * (1 - v) / n + v ** 2 * se_capped ** 2)
+    se = math.sqrt(INVALID_COST ** 2 * v * (1 - v) / n + se_capped ** 2)
     return {"calibration_error": float(value), "calibration_error_se": se, "w1_scaled": float(r)}
 
 
 def _combined(valid_rate: float, scaled_w1: float) -> float:
-    """The calibration error's definition: invalid mass at WORST, the valid part's W1 / scale capped."""
-    return (1 - valid_rate) * WORST + valid_rate * min(scaled_w1, WORST)
+    """The calibration error's definition (valid_rate > 0): the valid samples' W1 / scale, capped, plus
+    the invalid rate at INVALID_COST."""
+    return min(scaled_w1, W1_CAP) + INVALID_COST * (1 - valid_rate)
 
 
 def full_lattice(prompt: TaskPrompt, space: OutputSpace) -> bool:
@@ -224,7 +231,7 @@ def exact_calibration_error(prompt: TaskPrompt, space: OutputSpace, model_probs:
 
 def expected_calibration_error(prompt: TaskPrompt, space: OutputSpace, model_probs: np.ndarray, n: int) -> float:
     """E[calibration_error] of n samples drawn from the model's exact distribution, for an integer
-    family: exact while W1 / scale stays below WORST (the cap is applied to the expectation).
+    family: exact while W1 / scale stays below W1_CAP (the cap is applied to the expectation).
 
     With k valid samples the paper's W1 is sum_j |F_k(j) - G_k(j)| over the integers, where k F_k(j) ~
     Binomial(k, F_model(j)) and G_k(j) = min(k, floor(k F_true(j) + 1/2)) / k counts the reference

@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from cft.calibration import (BOOTSTRAP, OUTLIER_BAND, TAIL_BAND, WORST, Reference,  # noqa: F401 (re-exported)
-                             calibration_error, exact_calibration_error, expected_calibration_error,
+from cft.calibration import (BOOTSTRAP, INVALID_COST, OUTLIER_BAND, TAIL_BAND, W1_CAP, WORST,  # noqa: F401
+                             Reference, calibration_error, exact_calibration_error, expected_calibration_error,
                              full_lattice, quantile_w1, reference)
 from cft.families import get_family
 from cft.fit_tests import chi_square
