@@ -1,10 +1,13 @@
 """Goodness-of-fit tests of valid samples against the true distribution (the paper's per-prompt test):
-Pearson chi-square for integer families, Kolmogorov-Smirnov for continuous ones."""
+Pearson chi-square for integer families, Kolmogorov-Smirnov for continuous ones, and whether the
+prompt passes at GOF_LEVEL (the paper's tables report the share of prompts that pass)."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+
+GOF_LEVEL = 0.05   # a prompt passes when its test does not reject the target at this level
 
 
 def chi_square(samples: np.ndarray, dist) -> tuple[float, float]:
@@ -32,3 +35,21 @@ def chi_square(samples: np.ndarray, dist) -> tuple[float, float]:
         return float("nan"), float("nan")
     stat = float(np.sum((np.array(obs_bins) - np.array(exp_bins)) ** 2 / np.array(exp_bins)))
     return stat, float(stats.chi2.sf(stat, len(obs_bins) - 1))
+
+
+def ks(samples: np.ndarray, dist) -> tuple[float, float]:
+    """Kolmogorov-Smirnov against the continuous CDF; NaN with fewer than two samples (as the reference)."""
+    if len(samples) < 2:
+        return float("nan"), float("nan")
+    result = stats.kstest(samples, dist.cdf)
+    return float(result.statistic), float(result.pvalue)
+
+
+def goodness_of_fit(samples: np.ndarray, dist, integer: bool) -> dict[str, float | str]:
+    """{"gof_test", "gof_stat", "gof_pvalue", "gof_pass"} for one prompt's valid samples. gof_pass is
+    1.0 when the test ran and did not reject at GOF_LEVEL, else 0.0: a prompt without enough valid
+    samples to test has not shown that it fits."""
+    name, test = ("chi_square", chi_square) if integer else ("ks", ks)
+    stat, pvalue = test(np.asarray(samples, dtype=float), dist) if len(samples) else (float("nan"), float("nan"))
+    passed = float(np.isfinite(pvalue) and pvalue >= GOF_LEVEL)
+    return {"gof_test": name, "gof_stat": stat, "gof_pvalue": pvalue, "gof_pass": passed}

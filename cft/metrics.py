@@ -17,18 +17,22 @@ from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 from cft.calibration import (BOOTSTRAP, INVALID_COST, OUTLIER_BAND, TAIL_BAND, W1_CAP, WORST,  # noqa: F401
                              Reference, calibration_error, exact_calibration_error, expected_calibration_error,
                              full_lattice, quantile_w1, reference)
 from cft.families import get_family
-from cft.fit_tests import chi_square
+from cft.fit_tests import goodness_of_fit
 from cft.output_space import OutputSpace
 from cft.splits import TaskPrompt
 
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+# what a split's summary reports from sample_metrics rows, family-balanced: the paper's numbers (raw W1
+# on valid samples, valid and support-violation rates, moment errors, share of prompts whose
+# goodness-of-fit test passes) beside the sweep's objective
+SAMPLE_SUMMARY = ("calibration_error", "w1_scaled", "w1", "valid_rate", "support_violation_rate",
+                  "mean_error", "variance_error", "gof_pass")
 
 
 def parse_number(text: str) -> float | None:
@@ -70,35 +74,33 @@ def _moment_error(estimate: float, truth: float) -> float | None:
 
 
 def sample_metrics(prompt: TaskPrompt, completions: Sequence[str],
-                   num_decimals: int | None = None) -> dict[str, float | None]:
-    """The paper's per-prompt sampling metrics over N completions, plus the calibration error and its
-    standard error (`calibration_error`, `calibration_error_se`, `w1_scaled`) and the valid rate's
-    binomial standard error (`valid_rate_se`).
+                   num_decimals: int | None = None) -> dict[str, float | str | None]:
+    """The paper's per-prompt sampling metrics over N completions: valid and support-violation rates,
+    raw W1 of the valid samples (`w1`, the paper's unscaled estimator), moment errors and the
+    goodness-of-fit test (`gof_test`, `gof_stat`, `gof_pvalue`, `gof_pass`: cft.fit_tests); plus the
+    calibration error and its standard error (`calibration_error`, `calibration_error_se`,
+    `w1_scaled`) and the valid rate's binomial standard error (`valid_rate_se`).
 
     No valid sample: w1 and the moment errors are NaN (they cannot be computed: NaN propagates through
-    family_balanced), the calibration error is WORST. A moment the target lacks is None (skipped).
+    family_balanced), gof_pass is 0, the calibration error is WORST. A moment the target lacks is None
+    (skipped).
     """
     n = len(completions)
     valid, parsed = valid_values(prompt, completions)
     nan = float("nan")
-    dist = reference(prompt).dist
-    out: dict[str, float | None] = {
+    ref = reference(prompt)
+    out: dict[str, float | str | None] = {
         "n_samples": float(n),
         "valid_rate": len(valid) / n if n else 0.0,
         "valid_rate_se": math.sqrt(len(valid) * (n - len(valid)) / n ** 3) if n else 0.0,
         "support_violation_rate": (parsed - len(valid)) / n if n else 0.0,
         **calibration_error(prompt, valid, n, num_decimals),
+        "mean_error": _moment_error(valid.mean() if len(valid) else nan, ref.dist.mean()),
+        "variance_error": _moment_error(valid.var() if len(valid) > 1 else nan, ref.dist.var()),
+        "w1": quantile_w1(np.sort(valid), ref.quantiles(len(valid), clamped=False)) if len(valid) else nan,
+        **goodness_of_fit(valid, ref.dist, ref.integer),
     }
-    mean = valid.mean() if len(valid) else nan
-    var = valid.var() if len(valid) > 1 else nan
-    out["mean_error"] = _moment_error(mean, dist.mean())
-    out["variance_error"] = _moment_error(var, dist.var())
-    if len(valid) == 0:
-        return out | {"w1": nan, "gof_stat": nan, "gof_pvalue": nan}
-    out["w1"] = quantile_w1(np.sort(valid), reference(prompt).quantiles(len(valid), clamped=False))
-    out["gof_stat"], out["gof_pvalue"] = (
-        chi_square(valid, dist) if get_family(prompt.family).integer else stats.kstest(valid, dist.cdf)[:2])
-    return {k: (None if v is None else float(v)) for k, v in out.items()}
+    return {k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in out.items()}
 
 
 # --- exact fidelity ------------------------------------------------------------------------------
