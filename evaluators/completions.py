@@ -98,16 +98,20 @@ def _json_safe(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _safe(metrics: dict) -> dict:
+    return {k: _json_safe(v) for k, v in metrics.items()}
+
+
 def score_completions(records: list[PromptCompletions]) -> dict:
+    """Averages are taken before NaN becomes null: a prompt whose W1 cannot be computed makes its
+    family's and the summary's W1 null instead of silently leaving the average."""
     rows = [{"line": rec.line, "family": rec.prompt.family, "key": rec.prompt.key, "num_decimals": rec.num_decimals,
-             **{k: _json_safe(v) for k, v in sample_metrics(rec.prompt, rec.samples, rec.num_decimals).items()}}
-            for rec in records]
+             **sample_metrics(rec.prompt, rec.samples, rec.num_decimals)} for rec in records]
     summary = family_balanced(rows, SUMMARY_METRICS)
     summary |= {"n_prompts": len(rows), "n_families": len({r["family"] for r in rows})}
-    families = {family: {k: _json_safe(v) for k, v in
-                         family_balanced([r for r in rows if r["family"] == family], SUMMARY_METRICS).items()}
+    families = {family: _safe(family_balanced([r for r in rows if r["family"] == family], SUMMARY_METRICS))
                 for family in dict.fromkeys(r["family"] for r in rows)}
-    return {"rows": rows, "summary": {k: _json_safe(v) for k, v in summary.items()}, "families": families}
+    return {"rows": [_safe(r) for r in rows], "summary": _safe(summary), "families": families}
 
 
 def score_completions_file(path: str | Path, samples: int | None = None) -> dict:
