@@ -8,9 +8,12 @@ takes them (prompt parameters, e.g. uniform's a and b):
 `num_decimals` (optional; ignored for integer families) is the precision the completions were asked
 for: the reference quantiles are rounded to it (cft.metrics.calibration_error). Other keys are kept
 out of the scoring (metadata such as a model name is allowed). The result is
-{"rows": [...], "summary": {...}}: one row per input line, in input order, with the paper's sampling
-metrics and the calibration error with its standard error; the summary is family-balanced. Values that
-cannot be computed (W1 with no valid sample) are null, so the result is strict JSON.
+{"rows": [...], "summary": {...}, "families": {...}}: one row per input line, in input order, with the
+paper's sampling metrics (raw W1 on valid samples, valid and support-violation rates, moment errors,
+the KS or chi-square test and whether it passes at 0.05) and the calibration error with its standard
+error; the summary is family-balanced (cft.metrics.SAMPLE_SUMMARY, `gof_pass` being the share of
+prompts that pass); `families` holds each family's means, the per-family table of the paper. Values
+that cannot be computed (W1 with no valid sample) are null, so the result is strict JSON.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cft.families import InvalidParameters
-from cft.metrics import family_balanced, sample_metrics
+from cft.metrics import SAMPLE_SUMMARY, family_balanced, sample_metrics
 from cft.splits import TaskPrompt, make_prompt
 
-SUMMARY_METRICS = ("calibration_error", "valid_rate", "support_violation_rate")
+SUMMARY_METRICS = SAMPLE_SUMMARY
 
 
 class CompletionsFormatError(ValueError):
@@ -95,13 +98,20 @@ def _json_safe(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _safe(metrics: dict) -> dict:
+    return {k: _json_safe(v) for k, v in metrics.items()}
+
+
 def score_completions(records: list[PromptCompletions]) -> dict:
+    """Averages are taken before NaN becomes null: a prompt whose W1 cannot be computed makes its
+    family's and the summary's W1 null instead of silently leaving the average."""
     rows = [{"line": rec.line, "family": rec.prompt.family, "key": rec.prompt.key, "num_decimals": rec.num_decimals,
-             **{k: _json_safe(v) for k, v in sample_metrics(rec.prompt, rec.samples, rec.num_decimals).items()}}
-            for rec in records]
+             **sample_metrics(rec.prompt, rec.samples, rec.num_decimals)} for rec in records]
     summary = family_balanced(rows, SUMMARY_METRICS)
     summary |= {"n_prompts": len(rows), "n_families": len({r["family"] for r in rows})}
-    return {"rows": rows, "summary": {k: _json_safe(v) for k, v in summary.items()}}
+    families = {family: _safe(family_balanced([r for r in rows if r["family"] == family], SUMMARY_METRICS))
+                for family in dict.fromkeys(r["family"] for r in rows)}
+    return {"rows": [_safe(r) for r in rows], "summary": _safe(summary), "families": families}
 
 
 def score_completions_file(path: str | Path, samples: int | None = None) -> dict:

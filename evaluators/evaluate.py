@@ -15,8 +15,10 @@ def evaluate(handle: Any, settings: EvalSettings, adapter: str | None = None, pr
 
     handle: the DeploymentHandle from start_scorer (or a client.Scorer / a local engine). Summary keys
     are flat, e.g. `fidelity/tv`, `fidelity/test_unseen_params/w1`, `sampled/w1`,
+    `sampled/test_ood_family/gof_pass` (the paper's per-split numbers: cft.metrics.SAMPLE_SUMMARY),
     `arithmetic/strict_acc`, `openrandom/unique_fraction`, `mcq/tv_from_uniform`; a metric's standard
-    error, where it has one, sits beside it as `<metric>_se`. `progress` (a label) shows a tqdm bar of
+    error, where it has one, sits beside it as `<metric>_se`. Rows are per prompt (per generation for
+    mcq), with strings where a field names something (e.g. `gof_test`). `progress` (a label) shows a tqdm bar of
     request chunks on stderr, for long evaluations outside Tune's table (a base model, the CLI).
     """
     if adapter is not None:

@@ -16,8 +16,10 @@ EVALUATIONS = {
     "sampled": "evaluators.sampled",         # the paper's N-sample protocol
     "arithmetic": "evaluators.arithmetic",   # greedy accuracy on held-out synthetic arithmetic problems
     "gsm8k": "evaluators.gsm8k",             # capability: GSM8K gold log-probability (and greedy accuracy)
-    "openrandom": "evaluators.openrandom",   # open-ended random generation
-    "mcq": "evaluators.mcq",                 # MCQ answer-position balance
+    "openrandom": "evaluators.openrandom",   # open-ended random generation, as the paper's code runs it
+    "mcq": "evaluators.mcq",                 # MCQ answer-position balance, the paper's medical prompt and parser
+    "openrandom_lenient": "evaluators.openrandom_lenient",   # the project's earlier variants: looser
+    "mcq_lenient": "evaluators.mcq_lenient",                 # parsing, other lengths, general topics
 }
 
 

@@ -4,6 +4,11 @@ calibration objective `sampled/calibration_error` with its standard error `sampl
 (family-balanced, per split too). The reference quantiles are rounded to settings.num_decimals, the
 precision the model is trained to write.
 
+The summary has, per split (`sampled/<split>/<metric>`) and over both, the paper's numbers
+(cft.metrics.SAMPLE_SUMMARY): `w1` (raw W1 on valid samples), `valid_rate`, `support_violation_rate`,
+`mean_error`, `variance_error` and `gof_pass` (the share of prompts whose KS / chi-square test does not
+reject at 0.05), each a mean within family then over families, beside `calibration_error`.
+
 Each row adds `tv`: the empirical TV between the samples, matched as exact support strings, and the
 discretised target (samples off the support count fully), the sampled counterpart of exact TV. With
 N samples over many values it is biased upward by the sampling noise.
@@ -15,14 +20,14 @@ from collections import Counter
 
 import numpy as np
 
-from cft.metrics import sample_metrics
+from cft.metrics import SAMPLE_SUMMARY, sample_metrics
 from cft.output_space import OutputSpace, build_output_space
 from cft.splits import TaskPrompt
 from evaluators.client import Scorer, as_scorer
 from evaluators.engines.base import GenerateRequest
 from evaluators.fidelity import split_prompts, split_summary
 
-METRICS = ("calibration_error", "valid_rate", "support_violation_rate", "mean_error", "variance_error", "w1", "tv")
+METRICS = (*SAMPLE_SUMMARY, "tv")
 
 
 def sample_completions(scorer: Scorer, prompts: list[TaskPrompt], n: int, adapter: str | None = None,

@@ -77,8 +77,9 @@ def print_result(result: dict, as_json: bool) -> None:
         print(json.dumps(result, indent=1, default=str))
         return
     for key, value in sorted(result["summary"].items()):
-        shown = "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.6g}"
-        print(f"{key:50s} {shown}")
+        # None: a metric the completions summary could not compute (e.g. W1 where a prompt has no valid sample)
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        print(f"{key:50s} {'nan' if missing else f'{value:.6g}'}")
 
 
 def main(argv=None) -> int:

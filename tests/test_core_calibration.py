@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from cft.families import FAMILIES, HELDOUT_FAMILIES, get_family
-from cft.metrics import (TAIL_BAND, WORST, exact_calibration_error, exact_metrics, expected_calibration_error,
-                         family_balanced, full_lattice, reference, sample_metrics, valid_values)
+from cft.metrics import (INVALID_COST, TAIL_BAND, W1_CAP, WORST, exact_calibration_error, exact_metrics,
+                         expected_calibration_error, family_balanced, full_lattice, reference, sample_metrics, valid_values)
 from cft.output_space import build_output_space, format_value
 from cft.splits import build_split, make_prompt
 
@@ -96,16 +96,52 @@ def test_invalid_samples_count_against_the_score():
     good = draw(prompt, 600, rng)
     clean = score(prompt, good)["calibration_error"]
     mixed = score(prompt, good + ["no idea"] * 400)
-    # 40% invalid: (1 - v) * WORST + v * W1/scale with the same valid values
-    assert mixed["calibration_error"] == pytest.approx(0.4 * WORST + 0.6 * clean, rel=1e-9)
+    # 40% invalid: the same valid values' W1/scale plus 0.4 * INVALID_COST
+    assert mixed["calibration_error"] == pytest.approx(clean + 0.4 * INVALID_COST, rel=1e-9)
     assert mixed["valid_rate"] == pytest.approx(0.6)
+
+
+
+def constants(prompt) -> list[str]:
+    """Constant answers a sampler could give: the median, the mean and other quantiles of the target,
+    written as the sampler would write them."""
+    ref, fam = reference(prompt), get_family(prompt.family)
+    points = [ref.dist.ppf(q) for q in (0.05, 0.25, 0.4, 0.5, 0.6, 0.75, 0.95)] + [ref.dist.mean()]
+    return sorted({format_value(x, fam.integer, DECIMALS) for x in points if np.isfinite(x)})
+
+
+def half_invalid(prompt, n, rng) -> list[str]:
+    """A true sampler whose every other answer is invalid (unparsable, or outside the support)."""
+    lo, _ = get_family(prompt.family).support(prompt.param_dict)
+    bad = [str(lo - 1), "no idea"] if lo is not None else ["no idea"]
+    return [c if i % 2 else bad[i // 2 % len(bad)] for i, c in enumerate(draw(prompt, n, rng))]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_half_valid_true_sampler_ranks_above_every_constant_and_garbage_below_all(family):
+    """The ranking the objective must give on every family, at the paper's 1,000 samples: a sampler
+    that follows the target on half its answers and writes garbage on the other half scores better
+    than any constant answer; a sampler with no valid answer scores worse than all of them; a true
+    sampler scores far below both."""
+    rng = np.random.default_rng(11)
+    prompts = [p for p in EVAL_POINTS if p.family == family]
+    ideal = [{"family": family, **score(p, draw(p, N, rng))} for p in prompts]
+    half = [{"family": family, **score(p, half_invalid(p, N, rng))} for p in prompts]
+    assert all(r["valid_rate"] == 0.5 for r in half)
+    best_constant = min(score(p, [c] * N)["calibration_error"] for p in prompts for c in constants(p))
+    half_f = family_balanced(half, ["calibration_error"])["calibration_error"]
+    ideal_f = family_balanced(ideal, ["calibration_error"])["calibration_error"]
+    assert max(r["calibration_error"] for r in half) < best_constant
+    assert ideal_f < half_f < best_constant < WORST
+    assert best_constant >= 0.99   # the scale is a constant answer's W1: none does better than ~1
+    assert all(score(p, ["no idea"] * N)["calibration_error"] == WORST for p in prompts)
 
 
 def test_wild_valid_samples_count_as_the_window_edge():
     """A runaway number costs what the target's 99.9% quantile would: all-wild samples still score the
-    cap (WORST), and one among 400 true samples barely moves the prompt."""
+    cap (W1_CAP, all valid), and one among 400 true samples barely moves the prompt."""
     prompt = make_prompt("poisson", {"lambda": 4.0})
-    assert score(prompt, ["17121561715"] * 50)["calibration_error"] == WORST
+    assert score(prompt, ["17121561715"] * 50)["calibration_error"] == W1_CAP < WORST
     true = [str(int(v)) for v in np.random.default_rng(5).poisson(4.0, 400)]
     one_wild = score(prompt, true[:-1] + ["17121561715"])["calibration_error"]
     assert abs(one_wild - score(prompt, true)["calibration_error"]) < 0.05
@@ -209,7 +245,7 @@ def test_exact_calibration_error_counts_off_support_mass_as_invalid():
     space = build_output_space(prompt, 0, 64)
     wide = make_prompt("negative_binomial", {"r": 15.0, "p": 0.15})
     assert full_lattice(prompt, space) and not full_lattice(wide, build_output_space(wide, 0, 32))
-    assert exact_calibration_error(prompt, space, 0.7 * space.probs) == pytest.approx(0.3 * WORST, abs=1e-6)
+    assert exact_calibration_error(prompt, space, 0.7 * space.probs) == pytest.approx(0.3 * INVALID_COST, abs=1e-6)
     assert exact_calibration_error(prompt, space, np.zeros(len(space))) == WORST
     gaussian = make_prompt("gaussian", {"mu": 0.0, "sigma": 1.0})
     with pytest.raises(ValueError, match="not its whole window"):

@@ -114,6 +114,12 @@ def test_the_cli_prints_one_json_object_and_exits_2_on_a_malformed_line(tmp_path
     result = json.loads(proc.stdout)
     assert [r["family"] for r in result["rows"]] == ["poisson", "gaussian"]
     assert result["rows"][0]["n_samples"] == 2 and "calibration_error_se" in result["summary"]
+    garbage = tmp_path / "garbage.jsonl"   # the table prints what cannot be computed (W1: null) as nan
+    garbage.write_text(good.read_text() + '{"family": "poisson", "params": {"lambda": 1}, "samples": ["x"]}\n')
+    proc = subprocess.run(run + [str(garbage)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    table = dict(line.split() for line in proc.stdout.splitlines())
+    assert table["w1"] == "nan" and float(table["gof_pass"]) <= 1 and float(table["calibration_error"]) > 0
     bad = tmp_path / "bad.jsonl"
     bad.write_text(good.read_text() + '{"family": "zipf", "params": {}, "samples": ["1"]}\n')
     proc = subprocess.run(run + [str(bad)], capture_output=True, text=True, timeout=120)

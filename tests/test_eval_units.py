@@ -14,7 +14,7 @@ from evaluators.client import Scorer
 from evaluators.engines import AdapterNotFound, GenerateRequest, ScoreRequest, resolve_adapter
 from evaluators.engines.vllm_engine import _trie_nodes
 from evaluators.fidelity import exact_fidelity
-from evaluators.mcq import parse_letter, tv_from_uniform
+from evaluators.mcq_lenient import parse_letter, tv_from_uniform
 from evaluators.openrandom import support_size
 from evaluators.sampled import empirical_tv, sampled_fidelity
 from evaluators.settings import EvalSettings, ScorerSettings
