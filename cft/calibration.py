@@ -1,4 +1,4 @@
-"""The calibration error the sweep optimises (METHOD.md section 5): from samples
+"""The calibration error the sweep optimises (docs/method.md section 5): from samples
 (`calibration_error`), from a model's exact distribution over an integer support or a full lattice
 (`exact_calibration_error`), and its expectation at n samples (`expected_calibration_error`, the
 oracle the cross-check tests use). See `calibration_error` for the definition and why.
@@ -21,7 +21,7 @@ W1_CAP = 2.0         # the W1 part's cap: twice a constant answer's W1 / scale
 INVALID_COST = 1.0   # what the invalid rate costs: a share 1 - v of invalid samples adds (1 - v) * this
 WORST = W1_CAP + INVALID_COST   # a prompt with no valid sample, above every prompt with one
 TAIL_BAND = 0.025    # quantile levels left out at each end where the target's variance is infinite
-OUTLIER_BAND = 0.001  # elsewhere: METHOD.md's window, so one runaway number cannot saturate a prompt
+OUTLIER_BAND = 0.001  # elsewhere: docs/method.md's window, so one runaway number cannot saturate a prompt
 BOOTSTRAP = 200      # bootstrap resamples for the standard error of the W1 part
 _EDGE = 1e-12        # CDF levels treated as the ends of an unbounded integer support
 
@@ -108,7 +108,7 @@ def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimal
       (Student's t with nu <= 2, Pareto/Lomax alpha <= 2), tail-dominated where it exists (lognormal
       sigma=2 has sd 659 and mean absolute deviation ~80, so sd would call a constant answer good),
       and the interquartile range is 0 for skewed discrete targets (Bernoulli p=0.1).
-    - Samples, target and scale are clamped to the target's [ppf(0.001), ppf(0.999)] window (METHOD.md's
+    - Samples, target and scale are clamped to the target's [ppf(0.001), ppf(0.999)] window (docs/method.md's
       output window): a model's occasional runaway number ("01241" for a Poisson(2), which the paper's
       regex accepts as 1241) then costs at most the window's width / n instead of saturating the
       prompt at W1_CAP, while a perfect sampler's score barely moves (0.2% of its mass is clamped).
