@@ -255,7 +255,7 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em 2em;color:#222}h1{
 .note{color:#666;max-width:22em}table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f4f4f4;cursor:pointer}
 th.asc:after{content:" \\25b2"}th.desc:after{content:" \\25bc"}
-table.paper td:nth-child(-n+3){text-align:left}table.paper tr.base td{background:#f7f7f0}
+table.paper td:nth-child(-n+3),table.paper th:nth-child(-n+3){text-align:left}table.paper tr.base td{background:#f7f7f0}
 table.paper tr.group td{border-top:2px solid #999}table.paper th{cursor:default}
 section>.note{max-width:60em}"""
 
