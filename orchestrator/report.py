@@ -206,6 +206,8 @@ def _slug(cell: str) -> str:
 
 
 def _fmt(v) -> str:
+    if v is None:   # e.g. the error of a trial that has none
+        return ""
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.4g}"
     return html.escape(str(v))
@@ -231,7 +233,8 @@ def paper_section(table: pd.DataFrame) -> str:
     note = ("<p class=note>The paper's metrics on the sampled evaluation, per cell and split: the base model, then "
             "each Pareto-front trial; ± one standard error (mean within family, then over families). W1 raw on "
             "valid samples; GoF pass: the share of prompts whose KS / chi-square test does not reject at 0.05. "
-            "Lower is better but for valid rate and GoF pass.</p>")
+            "Lower is better but for valid rate and GoF pass. A dash: no value, e.g. W1 and the moment errors "
+            "where a family has no valid sample (it is not dropped from the average).</p>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ["cell", "split", "trial", "lr", "mix",
                                                          *PAPER_HEADERS.values()])
     body, previous = [], None
