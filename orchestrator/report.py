@@ -42,10 +42,13 @@ def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     all_trials, front = frames.trials(run_dir), frames.pareto(run_dir)
     all_trials.to_csv(out / "trials.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
+    bases = {row["model"]: row for row in frames.baselines(run_dir).to_dict("records")}
     sections = []
-    for cell in [f"{m.label}:{method}" for m, method in spec.cells]:
+    for m, method in spec.cells:
+        cell = f"{m.label}:{method}"
         done = all_trials[(all_trials["cell"] == cell) & (all_trials["status"] == "done")]
-        sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell], objectives))
+        base = base_point(spec.objectives[:2], bases.get(m.label))
+        sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell], objectives, base))
     sections.append(paper_section(frames.paper_table(run_dir)))
     page = _page(spec, run_dir, state or frames.sweep_state(run_dir), frames.progress(run_dir), sections,
                  all_trials, [n for n, _ in objectives])
@@ -53,12 +56,29 @@ def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     return front
 
 
+def base_point(objectives: list, baseline: dict | None) -> list[tuple[float, float]] | None:
+    """The base model's (value, standard error) on each objective: 0 for one measured against the base
+    model, else its baseline metric; None when the base model has no score for one of them."""
+    if baseline is None:
+        return None
+    point = []
+    for o in objectives:
+        if o.relative_to_base:
+            point.append((0.0, 0.0))
+            continue
+        value, se = baseline.get(o.metric), baseline.get(f"{o.metric}_se")
+        if value is None or pd.isna(value):
+            return None
+        point.append((float(value), 0.0 if se is None or pd.isna(se) else float(se)))
+    return point
+
+
 def _cell_section(out: Path, spec, cell: str, done: pd.DataFrame, cell_front: pd.DataFrame,
-                  objectives: list[tuple[str, str]]) -> str:
+                  objectives: list[tuple[str, str]], base: list[tuple[float, float]] | None = None) -> str:
     names = [n for n, _ in objectives]
     figures = []
     if len(names) >= 2 and not done.empty:
-        png = _front_png(cell, done, cell_front, names[:2])
+        png = _front_png(cell, done, cell_front, names[:2], base)
         (out / f"{_slug(cell)}.png").write_bytes(png)
         figures.append(_img(png, f"Pareto front of {cell}", "pareto-front"))
     curve, reference = hypervolume_history(done, objectives)
@@ -137,9 +157,15 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: list[str]) -> bytes:
+def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: list[str],
+               base: list[tuple[float, float]] | None = None) -> bytes:
+    """The cell's trials, its front and, as the reference every trial moved from, its base model."""
     x, y = axes
     fig, ax = _axes()
+    if base is not None:
+        (bx, bx_se), (by, by_se) = base
+        ax.errorbar([bx], [by], xerr=[bx_se], yerr=[by_se], fmt="s", color="tab:blue", capsize=3,
+                    label="base model")
     ax.errorbar(done[x], done[y], xerr=_se(done, x), yerr=_se(done, y), fmt="o", color="0.6", ecolor="0.8",
                 capsize=2, label="trials")
     line = cell_front.sort_values(x)
