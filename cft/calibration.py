@@ -1,7 +1,52 @@
 """The calibration error the sweep optimises (docs/method.md section 5): from samples
 (`calibration_error`), from a model's exact distribution over an integer support or a full lattice
 (`exact_calibration_error`), and its expectation at n samples (`expected_calibration_error`, the
-oracle the cross-check tests use). See `calibration_error` for the definition and why.
+oracle the cross-check tests use).
+
+## The sampled calibration error: definition and why
+
+Definition:  min(W1 / scale, W1_CAP) + INVALID_COST * (1 - v),  v = valid rate,
+= W1_CAP + INVALID_COST = WORST where no sample is valid.
+
+- W1 is the paper's estimator (sorted valid values against the true quantiles at (i - 0.5)/k),
+  with the quantiles rounded to `num_decimals` for continuous families: the reference is the true
+  distribution as a perfect sampler writing that many decimals would draw it.
+- scale = the target's mean absolute deviation from its median, E|X - median|. It is the W1 of the
+  best constant answer (always the median), so 1.0 reads "no better than a constant" on every
+  family. Standard deviation was the alternative: it is infinite where W1 is still finite
+  (Student's t with nu <= 2, Pareto/Lomax alpha <= 2), tail-dominated where it exists (lognormal
+  sigma=2 has sd 659 and mean absolute deviation ~80, so sd would call a constant answer good),
+  and the interquartile range is 0 for skewed discrete targets (Bernoulli p=0.1).
+- Samples, target and scale are clamped to the target's [ppf(0.001), ppf(0.999)] window (docs/method.md's
+  output window): a model's occasional runaway number ("01241" for a Poisson(2), which the paper's
+  regex accepts as 1241) then costs at most the window's width / n instead of saturating the
+  prompt at W1_CAP, while a perfect sampler's score barely moves (0.2% of its mass is clamped).
+- Where the target's variance is infinite (Cauchy, t with nu <= 2, Pareto/Lomax alpha <= 2,
+  F with d2 <= 4), the extreme order statistics of even a perfect sampler do not settle (a Cauchy's
+  have no mean), so samples, target and scale are all clamped to the target's central 95%,
+  [ppf(TAIL_BAND), ppf(1 - TAIL_BAND)]. Clamping (rather than dropping the outer ranks) keeps
+  the tails' mass in play, a model that never reaches them still pays, and keeps the statistic
+  bounded so that its bootstrap is honest (dropping ranks made it overstate the SE twofold).
+- Validity is a separate additive term (the paper reports W1 on valid samples and the valid rate
+  as two numbers; this sums them in one unit, the W1 of a constant answer): an invalid sample
+  (unparsable, outside the support, non-integer for integer families) costs INVALID_COST / n.
+  So a sampler whose valid samples follow the target ranks better than any constant answerer
+  (which scores >= 1) whenever its valid share v exceeds its W1 floor, i.e. at any v >= 0.5
+  (at most ~0.2 + 0.5 on the paper's test points at n = 1,000). Weighting W1 by v and invalid
+  samples at 2 instead (the earlier definition) scored such a sampler at v = 0.5 worse than a
+  constant (1.04 vs 1.00). A sampler with no valid sample scores WORST, strictly above any sampler
+  with one (at most W1_CAP + INVALID_COST * (1 - 1/n)), never NaN, never dropped; W1_CAP bounds
+  how far one wild prompt moves a family average.
+- Bias: with k valid samples W1 is biased upward by the sampling noise where the model's CDF is
+  close to the target's (a perfect sampler scores ~0.05 at k = 1,000, ~0.11 at 200, ~0.15 at 100).
+  No unbiased estimator of an absolute difference exists, and subtracting the floor would reward
+  noise; trials are compared at the same n, so the floor is common to all of them and shrinks as a
+  model moves away from the target. `expected_calibration_error` gives the exact expectation of
+  this estimator at n samples for integer families (the oracle the cross-check tests use).
+
+Standard error: the valid rate is binomial and, given the number of valid samples, the W1 part
+is bootstrapped over the valid values (n_boot resamples, seeded: the same samples give the same
+SE); the two terms add, SE^2 = INVALID_COST^2 v (1 - v) / n + SE_c^2, c = min(W1 / scale, W1_CAP).
 """
 
 from __future__ import annotations
@@ -94,51 +139,8 @@ def _scaled(w1: float, scale: float) -> float:
 def calibration_error(prompt: TaskPrompt, valid: np.ndarray, n: int, num_decimals: int | None = None,
                       n_boot: int = BOOTSTRAP, seed: int = 0) -> dict[str, float]:
     """A prompt's calibration error from its valid sample values out of n completions, with its Monte
-    Carlo standard error: {"calibration_error", "calibration_error_se", "w1_scaled"}.
-
-    Definition:  min(W1 / scale, W1_CAP) + INVALID_COST * (1 - v),  v = valid rate,
-    = W1_CAP + INVALID_COST = WORST where no sample is valid.
-
-    - W1 is the paper's estimator (sorted valid values against the true quantiles at (i - 0.5)/k),
-      with the quantiles rounded to `num_decimals` for continuous families: the reference is the true
-      distribution as a perfect sampler writing that many decimals would draw it.
-    - scale = the target's mean absolute deviation from its median, E|X - median|. It is the W1 of the
-      best constant answer (always the median), so 1.0 reads "no better than a constant" on every
-      family. Standard deviation was the alternative: it is infinite where W1 is still finite
-      (Student's t with nu <= 2, Pareto/Lomax alpha <= 2), tail-dominated where it exists (lognormal
-      sigma=2 has sd 659 and mean absolute deviation ~80, so sd would call a constant answer good),
-      and the interquartile range is 0 for skewed discrete targets (Bernoulli p=0.1).
-    - Samples, target and scale are clamped to the target's [ppf(0.001), ppf(0.999)] window (docs/method.md's
-      output window): a model's occasional runaway number ("01241" for a Poisson(2), which the paper's
-      regex accepts as 1241) then costs at most the window's width / n instead of saturating the
-      prompt at W1_CAP, while a perfect sampler's score barely moves (0.2% of its mass is clamped).
-    - Where the target's variance is infinite (Cauchy, t with nu <= 2, Pareto/Lomax alpha <= 2,
-      F with d2 <= 4), the extreme order statistics of even a perfect sampler do not settle (a Cauchy's
-      have no mean), so samples, target and scale are all clamped to the target's central 95%,
-      [ppf(TAIL_BAND), ppf(1 - TAIL_BAND)]. Clamping (rather than dropping the outer ranks) keeps
-      the tails' mass in play, a model that never reaches them still pays, and keeps the statistic
-      bounded so that its bootstrap is honest (dropping ranks made it overstate the SE twofold).
-    - Validity is a separate additive term (the paper reports W1 on valid samples and the valid rate
-      as two numbers; this sums them in one unit, the W1 of a constant answer): an invalid sample
-      (unparsable, outside the support, non-integer for integer families) costs INVALID_COST / n.
-      So a sampler whose valid samples follow the target ranks better than any constant answerer
-      (which scores >= 1) whenever its valid share v exceeds its W1 floor, i.e. at any v >= 0.5
-      (at most ~0.2 + 0.5 on the paper's test points at n = 1,000). Weighting W1 by v and invalid
-      samples at 2 instead (the earlier definition) scored such a sampler at v = 0.5 worse than a
-      constant (1.04 vs 1.00). A sampler with no valid sample scores WORST, strictly above any sampler
-      with one (at most W1_CAP + INVALID_COST * (1 - 1/n)), never NaN, never dropped; W1_CAP bounds
-      how far one wild prompt moves a family average.
-    - Bias: with k valid samples W1 is biased upward by the sampling noise where the model's CDF is
-      close to the target's (a perfect sampler scores ~0.05 at k = 1,000, ~0.11 at 200, ~0.15 at 100).
-      No unbiased estimator of an absolute difference exists, and subtracting the floor would reward
-      noise; trials are compared at the same n, so the floor is common to all of them and shrinks as a
-      model moves away from the target. `expected_calibration_error` gives the exact expectation of
-      this estimator at n samples for integer families (the oracle the cross-check tests use).
-
-    Standard error: the valid rate is binomial and, given the number of valid samples, the W1 part
-    is bootstrapped over the valid values (n_boot resamples, seeded: the same samples give the same
-    SE); the two terms add, SE^2 = INVALID_COST^2 v (1 - v) / n + SE_c^2, c = min(W1 / scale, W1_CAP).
-    """
+    Carlo standard error: {"calibration_error", "calibration_error_se", "w1_scaled"}. Its definition
+    and the reason for each choice are in this module's docstring."""
     if n <= 0 or len(valid) == 0:
         return {"calibration_error": WORST, "calibration_error_se": 0.0, "w1_scaled": float("nan")}
     ref = reference(prompt)
