@@ -2,7 +2,7 @@
 
 Same model, data, batch and steps; the plain loop uses the same stream, loss, AdamW and cosine
 schedule, in fp32 with the LM head over every position (the trainer before its CPU speed-ups). A
-second plain loop runs with the trainer's speed-ups (frozen weights in bf16 where the CPU has bf16
+second plain loop, its steps interleaved with the first's, runs with the trainer's speed-ups (frozen weights in bf16 where the CPU has bf16
 matrix units, the LM head at supervised positions only), so the ratios separate what the speed-ups
 buy from what Ray Train + DeepSpeed cost. Prints the rates and their ratios (no pass/fail: timings
 on a shared machine are noisy).
@@ -22,37 +22,53 @@ import time
 import torch
 
 
-def plain_loop(cfg, steps: int, fast: bool) -> tuple[int, float]:
-    """`fast`: the trainer's speed-ups (cfg.precision decides bf16); else fp32 over every position."""
-    from transformers import get_cosine_schedule_with_warmup
+class PlainLoop:
+    """A single-process training loop on the trainer's stream, loss, AdamW and cosine schedule.
+    `fast`: the trainer's speed-ups (cfg.precision decides bf16); else fp32 over every position."""
 
-    from trainers.data import TrainingStream, collate
-    from trainers.losses import TARGET_KEYS, sparse_kl_loss, supervised_logits
-    from trainers.model import load_model, load_tokenizer, param_groups
+    def __init__(self, cfg, steps: int, fast: bool):
+        from transformers import get_cosine_schedule_with_warmup
 
-    tokenizer = load_tokenizer(cfg.model)
-    torch.manual_seed(cfg.seed)
-    model = load_model(cfg, cfg.model, dtype=None if fast else torch.float32).train()
-    stream = TrainingStream(cfg, tokenizer, world_size=1)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    sched = get_cosine_schedule_with_warmup(opt, int(round(cfg.warmup_ratio * steps)), steps)
-    tokens, start = 0, time.perf_counter()
-    for step in range(steps):
-        for micro in range(cfg.grad_accum):
-            batch = collate(stream.batch(step, micro, 0), tokenizer.pad_token_id)
-            if fast:
-                logits, targets = supervised_logits(model, batch)
+        from trainers.data import TrainingStream
+        from trainers.model import load_model, load_tokenizer, param_groups
+
+        self.cfg, self.fast, self.tokens, self.seconds = cfg, fast, 0, 0.0
+        self.tokenizer = load_tokenizer(cfg.model)
+        torch.manual_seed(cfg.seed)
+        self.model = load_model(cfg, cfg.model, dtype=None if fast else torch.float32).train()
+        self.stream = TrainingStream(cfg, self.tokenizer, world_size=1)
+        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.sched = get_cosine_schedule_with_warmup(self.opt, int(round(cfg.warmup_ratio * steps)), steps)
+
+    def step(self, step: int) -> None:
+        from trainers.data import collate
+        from trainers.losses import TARGET_KEYS, sparse_kl_loss, supervised_logits
+
+        start = time.perf_counter()
+        for micro in range(self.cfg.grad_accum):
+            batch = collate(self.stream.batch(step, micro, 0), self.tokenizer.pad_token_id)
+            if self.fast:
+                logits, targets = supervised_logits(self.model, batch)
             else:
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 targets = {k: batch[k] for k in TARGET_KEYS}
             loss, _ = sparse_kl_loss(logits, targets["target_ids"], targets["target_probs"], targets["target_mask"])
-            (loss / cfg.grad_accum).backward()
-            tokens += int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-    return tokens, time.perf_counter() - start
+            (loss / self.cfg.grad_accum).backward()
+            self.tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad()
+        self.seconds += time.perf_counter() - start
+
+
+def plain_loops(cfg, steps: int) -> tuple[PlainLoop, PlainLoop]:
+    """Both plain loops, their steps interleaved (fp32, fast, fp32, ...) so the host's load hits both alike."""
+    slow, fast = PlainLoop(cfg, steps, fast=False), PlainLoop(cfg, steps, fast=True)
+    for step in range(steps):
+        slow.step(step)
+        fast.step(step)
+    return slow, fast
 
 
 def main() -> None:
@@ -88,8 +104,8 @@ def main() -> None:
     # else on a busy 2-core machine torch's default threads oversubscribe and the comparison is unfair
     threads = args.threads or args.workers * max(1, int(cfg.cpus_per_worker))
     torch.set_num_threads(threads)
-    plain_tokens, plain_s = plain_loop(plain_cfg, args.steps, fast=False)
-    fast_tokens, fast_s = plain_loop(plain_cfg, args.steps, fast=True)
+    slow, fast = plain_loops(plain_cfg, args.steps)
+    plain_tokens, plain_s, fast_tokens, fast_s = slow.tokens, slow.seconds, fast.tokens, fast.seconds
 
     import ray
 
