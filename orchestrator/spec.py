@@ -136,9 +136,37 @@ def check_storage(storage: str) -> str:
     return storage
 
 
+# A model label names files and directories (records, adapters, checkpoints, Ray job and Serve app
+# names): 64 characters leaves room for "<label>-<method>-<number>.json.unreadable" in 255-byte names.
+# The longest hub id among the paper's models (meta-llama/Llama-3.1-8B-Instruct) has 32.
+MAX_LABEL = 64
+MAX_REF = 512   # a hub id ("org/name", at most 96 each on the Hub) or a local path
+
+
+def redact_url(url: str | None) -> str | None:
+    """A database URL with its password (user:PASSWORD@, ?password=...) replaced by ***, for spec.json,
+    messages and logs: `optuna_storage` may hold one (docs/security.md)."""
+    if not url:
+        return url
+    url = re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
+    return re.sub(r"(?i)([?&](?:password|passwd|pwd|token|secret)=)[^&]*", r"\1***", url)
+
+
+def storage_url(url: str) -> str:
+    """The URL to open: `${VAR}` in a spec's optuna_storage is read from the environment, so the
+    password never has to be in the spec (postgresql://sweep:${OPTUNA_DB_PASSWORD}@db/optuna)."""
+    def value(match):
+        name = match.group(1)
+        if name not in os.environ:
+            raise SpecError(f"optuna_storage: environment variable {name} is not set")
+        return os.environ[name]
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, url)
+
+
 class ModelSpec(Strict):
-    ref: str = Field(min_length=1, description="alias (tiny, smollm2-135m-instruct), local path or hub id")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+    ref: str = Field(min_length=1, max_length=MAX_REF,
+                     description="alias (tiny, smollm2-135m-instruct), local path or hub id")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=MAX_LABEL,
                              description="short name used in results and paths; default derived from ref")
     chat: ChatOptions = ChatOptions()
     training: Overrides = {}
@@ -151,6 +179,17 @@ class ModelSpec(Strict):
         if ref not in ALIASES and looks_like_path(ref) and not Path(ref).expanduser().is_dir():
             raise ValueError(f"model path {ref!r} does not exist")
         return ref
+
+    @model_validator(mode="after")
+    def _usable_label(self):
+        label = self.label
+        if not label:
+            raise ValueError(f"name: ref {self.ref!r} gives no usable name (it names no file or model); give "
+                             "the model a `name`")
+        if len(label) > MAX_LABEL:
+            raise ValueError(f"name: the name derived from ref is {len(label)} characters; names the sweep "
+                             f"writes as paths are at most {MAX_LABEL}: give the model a shorter `name`")
+        return self
 
     @property
     def label(self) -> str:
@@ -228,6 +267,12 @@ class SweepSpec(Strict):
     @classmethod
     def _sections(cls, section, info):
         return _reject_trial_fields(section, SET_BY_SWEEP[info.field_name]) if isinstance(section, dict) else section
+
+    @field_serializer("optuna_storage")
+    def _redacted_storage(self, url: str | None):
+        """spec.json and every dump hold the URL without its password (a resumed sweep compares
+        redacted with redacted); the sweep opens the spec's own value (storage_url)."""
+        return redact_url(url)
 
     @field_serializer("training", "evaluation")
     def _dump_sections(self, section: BaseModel, info):
@@ -311,9 +356,37 @@ def _format(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# The whole spec's bounds, checked on the YAML as loaded, before any validation copies or prints it:
+# the largest real sweep (sweeps/paper.yaml) has a few hundred values, 6 levels deep.
+SPEC_MAX_NODES = 20_000   # values, keys included, each alias counted once per use
+SPEC_MAX_DEPTH = 24
+
+
+def check_spec_size(data, source: str = "spec") -> None:
+    """SpecError if the loaded spec is larger than any real sweep: YAML anchors can nest a small file
+    into an exponentially large value (an alias bomb) that validation, comparison and saving would
+    expand; the walk stops at the bound, so it is cheap whatever the file holds."""
+    budget = [SPEC_MAX_NODES]
+    stack = [(data, "", 0)]
+    while stack:
+        x, path, depth = stack.pop()
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SpecError(f"{source}: the spec holds more than {SPEC_MAX_NODES} values (YAML anchors count "
+                            f"once per use; last seen at {path.lstrip('.') or 'the top level'}); no sweep needs that")
+        if depth > SPEC_MAX_DEPTH:
+            raise SpecError(f"{source}: {path.lstrip('.')}: nested deeper than {SPEC_MAX_DEPTH} levels")
+        if isinstance(x, dict):
+            stack.extend((v, f"{path}.{k}", depth + 1) for k, v in x.items())
+            budget[0] -= len(x)
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend((v, f"{path}.{i}", depth + 1) for i, v in enumerate(x))
+
+
 def parse_spec(data: dict, source: str = "spec") -> SweepSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the top level must be a mapping of fields, got {type(data).__name__}")
+    check_spec_size(data, source)
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as err:
