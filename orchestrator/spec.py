@@ -66,7 +66,7 @@ LEGACY_METRICS = {"calibration_error": "fidelity/tv", "capability_loss": "arithm
 class Objective(Strict):
     """One objective: a summary metric of the evaluation, its direction, and whether its value is
     measured against the base model (base - tuned). Known names fill in the rest."""
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
     metric: str | None = Field(None, description="evaluation summary metric, e.g. fidelity/kl")
     direction: Literal["min", "max"] | None = None
     relative_to_base: bool | None = None
@@ -233,19 +233,22 @@ class SearchSpec(Strict):
 
 
 class SweepSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-    storage: str = "results"
-    ray_address: str | None = None
-    models: list[ModelSpec] = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=MAX_LABEL)
+    # list and string bounds: the paper's sweep has 6 models, 2 objectives and paths of ~100 characters
+    storage: str = Field("results", min_length=1, max_length=1024)
+    ray_address: str | None = Field(None, max_length=1024)
+    models: list[ModelSpec] = Field(min_length=1, max_length=64)
     methods: dict[Method, Overrides | None] = Field({"soft": {}, "hard": {}}, min_length=1,
                                                     description="methods to run, each with its overrides")
     search: SearchSpec = SearchSpec()
-    objectives: list[Objective] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES), min_length=1)
+    objectives: list[Objective] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES), min_length=1, max_length=16)
     trials_per_cell: int = Field(8, ge=1, le=10_000)
     max_concurrent_trials: int | None = Field(None, ge=1, le=10_000)
     training: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
-    optuna_storage: str | None = Field(None, description="database URL; default: SQLite under the storage path")
+    optuna_storage: str | None = Field(None, max_length=4096, description="database URL; default: SQLite under "
+                                       "the storage path. Never write its password here: ${VAR} is read from the "
+                                       "environment (docs/security.md)")
     seed: int = Field(0, ge=0, lt=2**31)
 
     @field_validator("storage")

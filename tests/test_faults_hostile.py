@@ -412,3 +412,33 @@ def test_an_engine_that_cannot_serve_the_model_is_refused_at_start_up_with_the_r
     with pytest.raises(EngineCannotServe, match="head_dim=16") as err:
         make_engine(settings)
     assert "vllm" in str(err.value) and "tiny-head16" in str(err.value) and time.time() - started < 5
+
+
+BOUNDS = [
+    ({"training": {"max_steps": 10**12}}, "training.max_steps"),
+    ({"training": {"checkpoint_every": 10**12}}, "training.checkpoint_every"),
+    ({"training": {"prompts_per_family": 10**12}}, "training.prompts_per_family"),
+    ({"training": {"lora_alpha": 10**12}}, "training.lora_alpha"),
+    ({"training": {"lora_target_modules": ["q_proj"] * 1000}}, "training.lora_target_modules"),
+    ({"evaluation": {"sample_max_tokens": 10**9}}, "evaluation.sample_max_tokens"),
+    ({"evaluation": {"gsm8k_max_tokens": 10**9}}, "evaluation.gsm8k_max_tokens"),
+    ({"evaluation": {"max_logprobs": 10**9}}, "evaluation.max_logprobs"),
+    ({"evaluation": {"mcq_questions": 10**9}}, "evaluation.mcq_questions"),
+    ({"evaluation": {"openrandom_samples": 10**9}}, "evaluation.openrandom_samples"),
+    ({"evaluation": {"chunk_size": 10**9}}, "evaluation.chunk_size"),
+    ({"evaluation": {"max_batch_size": 10**9}}, "evaluation.max_batch_size"),
+    ({"name": "n" * 5000}, "name"),
+    ({"models": [{"ref": "tiny"}] * 100}, "models"),
+    ({"storage": "s" * 5000}, "storage"),
+]
+
+
+@pytest.mark.parametrize("patch, field", BOUNDS, ids=[f for _, f in BOUNDS])
+def test_unbounded_settings_are_refused_by_validate(tmp_path, capsys, patch, field):
+    data = {**SMOKE, "storage": str(tmp_path / "store"), **patch}
+    for section in ("training", "evaluation"):
+        if section in patch:
+            data[section] = {**SMOKE.get(section, {}), **patch[section]}
+    path = _write_spec(tmp_path, yaml.safe_dump(data))
+    code, err = _sweep(capsys, path, "--validate")
+    assert code == 2 and field in err, err
