@@ -442,3 +442,22 @@ def test_unbounded_settings_are_refused_by_validate(tmp_path, capsys, patch, fie
     path = _write_spec(tmp_path, yaml.safe_dump(data))
     code, err = _sweep(capsys, path, "--validate")
     assert code == 2 and field in err, err
+
+
+# --- provenance ------------------------------------------------------------------------------------
+
+def test_a_model_directory_has_a_revision_and_the_project_a_commit(tmp_path, tiny_model_dir):
+    from models.resolve import model_revision, project_commit, split_revision
+
+    snapshot = tmp_path / "models--org--name" / "snapshots" / ("a1" * 20)
+    snapshot.mkdir(parents=True)
+    assert model_revision(snapshot) == "a1" * 20   # a hub snapshot: its commit
+    local = model_revision(tiny_model_dir)
+    assert local.startswith("sha256:") and model_revision(tiny_model_dir) == local
+    (Path(tiny_model_dir) / "extra.txt").write_text("changed")
+    assert model_revision(tiny_model_dir) != local   # content, not the path
+    (Path(tiny_model_dir) / "extra.txt").unlink()
+    assert split_revision("org/name@abc123") == ("org/name", "abc123")
+    assert split_revision("./local@dir") == ("./local@dir", None)
+    commit = project_commit()
+    assert commit is None or len(commit.split("-")[0]) == 40
