@@ -363,6 +363,7 @@ def _format(err: ValidationError) -> str:
 # the largest real sweep (sweeps/paper.yaml) has a few hundred values, 6 levels deep.
 SPEC_MAX_NODES = 20_000   # values, keys included, each alias counted once per use
 SPEC_MAX_DEPTH = 24
+SPEC_MAX_BYTES = 1 << 20   # sweeps/paper.yaml is under 4 KB
 
 
 def check_spec_size(data, source: str = "spec") -> None:
@@ -400,9 +401,16 @@ def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such sweep spec")
+    if path.stat().st_size > SPEC_MAX_BYTES:
+        raise SpecError(f"{path}: {path.stat().st_size} bytes; a sweep spec is at most {SPEC_MAX_BYTES}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
+    except RecursionError:   # the YAML parser recurses once per nesting level
+        raise SpecError(f"{path}: nested deeper than the YAML parser can read (a spec needs {SPEC_MAX_DEPTH} "
+                        "levels at most)") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     return parse_spec(data, str(path))
 

@@ -273,6 +273,17 @@ class RunStore:
             time.sleep(poll_s)
 
 
+def aside_path(path: str | Path, suffix: str = ".unreadable") -> Path:
+    """A free name beside `path` to keep a bad file under: `<name><suffix>`, else `<name><suffix>.1`, ...,
+    so a second bad file never overwrites the first one's kept copy."""
+    path = Path(path)
+    candidate, n = path.with_name(f"{path.name}{suffix}"), 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}{suffix}.{n}")
+    return candidate
+
+
 def _load_record(path: Path) -> TrialRecord:
     """The record in `path`; ValueError if it names a key other than its file's (a planted or copied
     record must not steer where a rerun writes: paths derive from file names)."""

@@ -505,3 +505,25 @@ def test_vllm_cpu_refuses_a_head_dim_16_model_at_start_up(tmp_path):
                                      max_model_len=128, kv_cache_gib=1, max_logprobs=8, tensor_parallel_size=1)
     with pytest.raises(EngineCannotServe, match="head_dim=16"):
         make_engine(settings)
+
+
+def test_a_free_aside_name_never_overwrites_a_kept_copy(tmp_path):
+    from orchestrator.store import aside_path
+
+    path = tmp_path / "k.json"
+    first = aside_path(path)
+    first.write_text("first")
+    second = aside_path(path)
+    assert first.name == "k.json.unreadable" and second.name == "k.json.unreadable.1"
+
+
+@pytest.mark.parametrize("tail, reason", [
+    ("x: " + "[" * 20_000 + "]" * 20_000 + "\n", "nested deeper"),
+    ("x: [" + ", ".join(["1"] * 30_000) + "]\n", "values"),
+    ("x: \"" + "y" * (2 << 20) + "\"\n", "bytes"),
+], ids=["deep-yaml", "wide-list", "huge-file"])
+def test_specs_larger_than_any_sweep_are_refused_quickly(tmp_path, capsys, tail, reason):
+    path = _write_spec(tmp_path, "name: x\nmodels: [{ref: tiny}]\nmethods: [soft]\n" + tail)
+    started = time.time()
+    code, err = _sweep(capsys, path, "--validate")
+    assert code == 2 and reason in err and time.time() - started < 10, err[:500]
