@@ -77,6 +77,10 @@ class ChatOptions:
 
     def __post_init__(self):
         check_template_kwargs(self.template_kwargs)
+        for name in ("system_prompt", "assistant_prefix"):   # a few sentences at most in any real spec
+            text = getattr(self, name)
+            if text is not None and len(text) > TEMPLATE_KWARGS_MAX_STR:
+                raise ValueError(f"{name}: longer than {TEMPLATE_KWARGS_MAX_STR} characters")
 
 
 def uses_template(tokenizer, options: ChatOptions) -> bool:
