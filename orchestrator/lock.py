@@ -224,7 +224,8 @@ def _open_lock_file(path: Path) -> tuple[int | None, bool]:
         if err.errno == errno.ELOOP or path.is_symlink():
             raise RunLocked(f"{path} is a symbolic link; the lock file must be a plain file in the run directory "
                             "(delete the link)") from None
-        raise
+        raise RunLocked(f"{path} cannot be opened as the run's lock file ({os.strerror(err.errno or 0)}); "
+                        "it must be a plain file: delete what is there") from None
     import stat
 
     if not stat.S_ISREG(os.fstat(fd).st_mode):

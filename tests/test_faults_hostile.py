@@ -527,3 +527,13 @@ def test_specs_larger_than_any_sweep_are_refused_quickly(tmp_path, capsys, tail,
     started = time.time()
     code, err = _sweep(capsys, path, "--validate")
     assert code == 2 and reason in err and time.time() - started < 10, err[:500]
+
+
+def test_a_lock_path_that_is_a_directory_or_fifo_is_refused(tmp_path):
+    (tmp_path / "run" / LOCK_NAME).mkdir(parents=True)
+    with pytest.raises(RunLocked, match="plain file"):
+        RunLock(tmp_path / "run").acquire()
+    (tmp_path / "run2").mkdir()
+    os.mkfifo(tmp_path / "run2" / LOCK_NAME)
+    with pytest.raises(RunLocked, match="regular file"):
+        RunLock(tmp_path / "run2").acquire()
