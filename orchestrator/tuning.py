@@ -62,6 +62,11 @@ def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> Ce
 
     from orchestrator.spec import redact_url, storage_url
 
+    if study.optuna_storage:
+        try:
+            storage_url(study.optuna_storage)
+        except ValueError as err:
+            raise SpecError(f"optuna_storage: {err}") from None
     def studies():
         url = _SpecStorage(study.optuna_storage) if study.optuna_storage else store.optuna_url()
         return CellStudies(study.name, cells, [o.direction for o in study.objectives], url, study.sampler,
