@@ -37,8 +37,7 @@ class EngineOptions(_Settings):
     max_lora_rank: int = Field(16, ge=1, le=1024, description="largest LoRA rank the engine accepts")
     max_model_len: int = Field(512, ge=32, le=1_048_576, description="prompt + completion tokens")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: bfloat16 on GPU; on CPU, the HF engine's bfloat16 where the "
-        "CPU has bf16 matrix units (else float32) and vLLM's float32")
+        "auto", description="auto: float32 on CPU, bfloat16 on GPU")
     kv_cache_gib: int = Field(1, ge=1, le=1024, description="vLLM's CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
     # bounds: the evaluations ask for at most 128 top tokens (vLLM's cap per request) and the paper's
     # sweeps run 16 requests of 8 per replica; 100x that is still no reason to exhaust a replica
