@@ -164,7 +164,7 @@ class RunStore:
 
     def _trial_rows_path(self, key: str) -> Path:
         # a folder of its own: trial_records reads every trials/*.json as a record
-        return self.trials_dir / "rows" / f"{key}.rows.json"
+        return self.inside(self.trials_dir / "rows" / f"{check_key(key)}.rows.json")
 
     def trial_records(self) -> list[TrialRecord]:
         """Every readable record; an unreadable one (truncated, not JSON, not a record, or naming another
