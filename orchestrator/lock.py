@@ -228,9 +228,13 @@ def _open_lock_file(path: Path) -> tuple[int | None, bool]:
                         "it must be a plain file: delete what is there") from None
     import stat
 
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise RunLocked(f"{path} is not a regular file; delete it")
+    if info.st_nlink > 1:   # written in place: a hard link would overwrite the other name's file
+        os.close(fd)
+        raise RunLocked(f"{path} has other hard links ({info.st_nlink} names); delete it")
     return fd, False
 
 

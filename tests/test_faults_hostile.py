@@ -537,3 +537,13 @@ def test_a_lock_path_that_is_a_directory_or_fifo_is_refused(tmp_path):
     os.mkfifo(tmp_path / "run2" / LOCK_NAME)
     with pytest.raises(RunLocked, match="regular file"):
         RunLock(tmp_path / "run2").acquire()
+
+
+def test_a_hard_linked_lock_file_is_refused_and_the_other_file_left_as_it_was(tmp_path):
+    (tmp_path / "run").mkdir()
+    other = tmp_path / "precious.json"
+    other.write_text("keep")
+    os.link(other, tmp_path / "run" / LOCK_NAME)
+    with pytest.raises(RunLocked, match="hard links"):
+        RunLock(tmp_path / "run").acquire()
+    assert other.read_text() == "keep"
