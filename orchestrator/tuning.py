@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Collection
 
+import optuna
 from ray.tune import Callback
 
 from orchestrator import progress
@@ -59,17 +60,31 @@ def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> Ce
     studies rebuilt from the records by settle_trials)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from orchestrator.spec import redact_url, storage_url
+
+    if study.optuna_storage:
+        try:
+            storage_url(study.optuna_storage)
+        except ValueError as err:
+            raise SpecError(f"optuna_storage: {err}") from None
     def studies():
-        return CellStudies(study.name, cells, [o.direction for o in study.objectives],
-                           study.optuna_storage or store.optuna_url(), study.sampler, study.seed,
-                           study.trials_per_cell, study.lr, study.mix)
+        url = _SpecStorage(study.optuna_storage) if study.optuna_storage else store.optuna_url()
+        return CellStudies(study.name, cells, [o.direction for o in study.objectives], url, study.sampler,
+                           study.seed, study.trials_per_cell, study.lr, study.mix)
 
     try:
         return studies()
     except SQLAlchemyError as err:
-        reason = f"{type(err).__name__}: {str(err).splitlines()[0]}"
-        if study.optuna_storage:
-            raise SpecError(f"optuna_storage: cannot open {study.optuna_storage} ({reason})") from None
+        secret = storage_url(study.optuna_storage) if study.optuna_storage else None
+        first = str(err).splitlines()[0] if str(err).strip() else ""
+        if secret:   # a driver's message may quote the URL it was given
+            first = first.replace(secret, redact_url(secret) or "")
+        reason = redact_url(f"{type(err).__name__}: {first}")
+        if study.optuna_storage:   # a shared database is never moved or rebuilt by the sweep
+            raise SpecError(f"optuna_storage: cannot open {redact_url(study.optuna_storage)} ({reason})") from None
+        if _transient(err):   # a busy database is no corrupt one: nothing is moved aside
+            raise SpecError(f"{store.root / 'optuna.db'} is busy ({reason}); another process holds it: try again "
+                            "when it is done") from None
         db = store.root / "optuna.db"
         aside = db.with_name(f"optuna.db.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
         for suffix in ("", "-journal", "-wal", "-shm"):
@@ -78,6 +93,39 @@ def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> Ce
         print(f"warning: {db} is unreadable ({reason}); moved it to {aside.name} and rebuilding the studies "
               "from the trial records", flush=True)
         return studies()
+
+
+class SpecStorage(optuna.storages.RDBStorage):
+    """A spec's optuna_storage, opened with ${VAR} read from the environment, and pickled (Tune keeps its
+    searcher, which holds the studies, in tuner.pkl) as the spec wrote it: a password given as ${VAR}
+    never reaches Tune's files."""
+
+    def __init__(self, template: str):
+        from orchestrator.spec import storage_url
+
+        self.template = template
+        super().__init__(storage_url(template))
+
+    def __getstate__(self):
+        return super().__getstate__() | {"url": self.template}
+
+    def __setstate__(self, state):
+        from orchestrator.spec import storage_url
+
+        super().__setstate__(state | {"url": storage_url(state["template"])})
+
+
+_SpecStorage = SpecStorage
+
+
+def _transient(err) -> bool:
+    """Whether an SQLAlchemy error says the database is busy or unreachable, not corrupt."""
+    from sqlalchemy.exc import OperationalError
+
+    text = str(err).lower()
+    return isinstance(err, OperationalError) and any(
+        s in text for s in ("database is locked", "database table is locked", "busy", "timeout", "timed out",
+                            "could not connect", "connection refused", "unable to open database file"))
 
 
 def recover_unreadable_records(study: StudySettings, store: RunStore, studies: CellStudies, cells: list[Cell]) -> None:
