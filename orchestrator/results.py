@@ -17,7 +17,11 @@ Columns of `trials` (and `pareto`, which adds none):
     (`<objective>_se`, NaN where the metric has none),
     one column per evaluation metric (e.g. "fidelity/tv", "fidelity/w1_rel", "arithmetic/flexible_acc"),
     "train/<metric>" for training metrics (e.g. train/loss, train/replay_fraction),
-    adapter_dir, train_wall_s, eval_wall_s, error.
+    adapter_dir, train_wall_s, eval_wall_s,
+    gpu_hours, cpu_hours (what the trial held, training and scored), planned_gpu_hours (the planner's
+    estimate, `--plan`), dollars, train_gpu_s, train_cpu_s, eval_gpu_s, eval_cpu_s (orchestrator.tracking.cost),
+    error.
+`costs` has one row per cell and a "total" row: trials, gpu_hours, planned_gpu_hours, cpu_hours, dollars.
 `baselines` has model, model_ref and the same evaluation-metric columns.
 """
 
@@ -36,7 +40,7 @@ from orchestrator.frames import (PROGRESS_COLUMNS, baselines, duration, pareto, 
 from orchestrator.store import jsonable
 
 __all__ = ["trials", "pareto", "pareto_mask", "baselines", "progress", "sweep_state", "duration", "summary",
-           "summary_frame", "format_summary", "PROGRESS_COLUMNS"]
+           "summary_frame", "format_summary", "PROGRESS_COLUMNS", "costs", "trial_costs", "format_costs"]
 
 def summary(path: str | Path) -> dict:
     """Everything the terminal view shows, as plain data: the sweep, its cells' progress and each
@@ -51,6 +55,45 @@ def summary(path: str | Path) -> dict:
     total_eta = cells["eta_s"].sum(min_count=1) / max(1, running)
     return {"run_dir": str(Path(path).expanduser().resolve()), "sweep": spec.name, "state": sweep_state(path),
             "objectives": names, "eta_s": jsonable(total_eta), "cells": out}
+
+
+COST_SUMMARY_COLUMNS = ["cell", "trials", "gpu_hours", "planned_gpu_hours", "cpu_hours", "dollars"]
+
+
+def costs(path: str | Path) -> pd.DataFrame:
+    """One row per cell and a last row "total": the trials that ended (done or failed), the GPU-hours and
+    CPU-hours they held, the GPU-hours the planner estimated for the same trials (NaN where it planned
+    none: the embedded cluster) and their dollars (NaN where no instance price is known)."""
+    frame = trials(path)
+    ended = frame[frame["status"].isin(["done", "error"])]
+    rows = []
+    for cell, group in [*ended.groupby("cell", sort=True), ("total", ended)]:
+        row = {"cell": cell, "trials": len(group)}
+        for c in COST_SUMMARY_COLUMNS[2:]:
+            values = pd.to_numeric(group[c], errors="coerce") if c in group else pd.Series(dtype=float)
+            row[c] = float(values.sum()) if values.notna().any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COST_SUMMARY_COLUMNS)
+
+
+def trial_costs(path: str | Path) -> list[dict]:
+    """Every trial's held GPU- and CPU-hours beside the planner's estimate and its dollars."""
+    frame = trials(path)
+    shown = ["key", "cell", "status", "gpu_hours", "cpu_hours", "planned_gpu_hours", "dollars"]
+    return jsonable(frame[[c for c in shown if c in frame]].to_dict("records"))
+
+
+def format_costs(frame: pd.DataFrame) -> str:
+    """The cost table as the terminal shows it."""
+    def num(v, digits=4):
+        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}g}"
+
+    lines = ["Cost (held; planned: the planner's estimate for the same trials):",
+             "  cell  trials  GPU-h held  GPU-h planned  CPU-h held  dollars"]
+    for r in frame.itertuples():
+        lines.append(f"  {r.cell}  {r.trials}  {num(r.gpu_hours)}  {num(r.planned_gpu_hours)}  "
+                     f"{num(r.cpu_hours)}  {num(r.dollars)}")
+    return "\n".join(lines)
 
 
 def format_summary(data: dict) -> str:
@@ -101,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
+        cost = costs(args.run_dir)
+        data = {**data, "cost": jsonable(cost.to_dict("records")), "trials": trial_costs(args.run_dir)}
         print(json.dumps(data, indent=1))
     elif args.csv:
         summary_frame(data).to_csv(sys.stdout, index=False)
@@ -111,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(Path(args.run_dir).expanduser().resolve() / "pareto" / "index.html")
     else:
         print(format_summary(data))
+        print("\n" + format_costs(costs(args.run_dir)))
     return 0
 
 
