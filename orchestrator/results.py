@@ -84,16 +84,11 @@ def trial_costs(path: str | Path) -> list[dict]:
 
 
 def format_costs(frame: pd.DataFrame) -> str:
-    """The cost table as the terminal shows it."""
-    def num(v, digits=4):
-        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}g}"
-
-    lines = ["Cost (held; planned: the planner's estimate for the same trials):",
-             "  cell  trials  GPU-h held  GPU-h planned  CPU-h held  dollars"]
-    for r in frame.itertuples():
-        lines.append(f"  {r.cell}  {r.trials}  {num(r.gpu_hours)}  {num(r.planned_gpu_hours)}  "
-                     f"{num(r.cpu_hours)}  {num(r.dollars)}")
-    return "\n".join(lines)
+    """The cost table as the terminal shows it ("-" where nothing was planned or priced)."""
+    shown = frame.rename(columns={"gpu_hours": "GPU-h held", "planned_gpu_hours": "GPU-h planned",
+                                  "cpu_hours": "CPU-h held"})
+    return ("Cost (held: resources x time held; planned: the planner's estimate for the same trials):\n"
+            + shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
 
 
 def format_summary(data: dict) -> str:
