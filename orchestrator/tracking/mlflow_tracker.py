@@ -21,7 +21,8 @@ class MlflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         found = self.client.get_experiment_by_name(experiment)
         self.experiment_id = found.experiment_id if found else self.client.create_experiment(
-            experiment, artifact_location=artifact_location)
+            experiment, artifact_location=artifact_location,
+            tags={"mlflow.experimentKind": "custom_model_development"})   # the UI opens on its runs, not traces
         self.parent_id: str | None = None
         self.sweep = ""
         self.runs: dict[str, str] = {}   # trial key -> run id
