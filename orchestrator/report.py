@@ -259,9 +259,9 @@ def _cost_section(run_dir: Path, spec) -> str:
     """Per cell and in total: the GPU-hours and CPU-hours its ended trials held, the planner's estimate
     for the same trials, and dollars (orchestrator.tracking.cost)."""
     from orchestrator.gpu_catalog import PRICES_AS_OF
-    from orchestrator.results import costs
+    from orchestrator.tracking.cost import cost_table
 
-    table = costs(run_dir).rename(columns={"gpu_hours": "GPU-hours held", "planned_gpu_hours": "GPU-hours planned",
+    table = cost_table(frames.trials(run_dir)).rename(columns={"gpu_hours": "GPU-hours held", "planned_gpu_hours": "GPU-hours planned",
                                            "cpu_hours": "CPU-hours held", "dollars": "dollars"})
     budget = f" Budget: {html.escape(spec.budget.describe())}." if getattr(spec, "budget", None) else ""
     return (f"<section><h2>Cost</h2><p class=note>What the trials held while training and while scored "

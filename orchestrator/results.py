@@ -57,23 +57,13 @@ def summary(path: str | Path) -> dict:
             "objectives": names, "eta_s": jsonable(total_eta), "cells": out}
 
 
-COST_SUMMARY_COLUMNS = ["cell", "trials", "gpu_hours", "planned_gpu_hours", "cpu_hours", "dollars"]
-
-
 def costs(path: str | Path) -> pd.DataFrame:
     """One row per cell and a last row "total": the trials that ended (done or failed), the GPU-hours and
     CPU-hours they held, the GPU-hours the planner estimated for the same trials (NaN where it planned
     none: the embedded cluster) and their dollars (NaN where no instance price is known)."""
-    frame = trials(path)
-    ended = frame[frame["status"].isin(["done", "error"])]
-    rows = []
-    for cell, group in [*ended.groupby("cell", sort=True), ("total", ended)]:
-        row = {"cell": cell, "trials": len(group)}
-        for c in COST_SUMMARY_COLUMNS[2:]:
-            values = pd.to_numeric(group[c], errors="coerce") if c in group else pd.Series(dtype=float)
-            row[c] = float(values.sum()) if values.notna().any() else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=COST_SUMMARY_COLUMNS)
+    from orchestrator.tracking.cost import cost_table
+
+    return cost_table(trials(path))
 
 
 def trial_costs(path: str | Path) -> list[dict]:

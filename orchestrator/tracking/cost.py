@@ -105,3 +105,22 @@ class SweepCosts:
         if record.cell not in trials.training:
             return {}
         return trial_cost(record, trials.training[record.cell], trials.scorers[record.model], self.prices(record.cell))
+
+
+COST_SUMMARY_COLUMNS = ["cell", "trials", "gpu_hours", "planned_gpu_hours", "cpu_hours", "dollars"]
+
+
+def cost_table(frame):
+    """Per cell and in total ("total"), from a trials DataFrame (orchestrator.frames.trials): the ended
+    trials, what they held, what the planner estimated for them and their dollars (NaN: none known)."""
+    import pandas as pd
+
+    ended = frame[frame["status"].isin(["done", "error"])]
+    rows = []
+    for cell, group in [*ended.groupby("cell", sort=True), ("total", ended)]:
+        row = {"cell": cell, "trials": len(group)}
+        for c in COST_SUMMARY_COLUMNS[2:]:
+            values = pd.to_numeric(group[c], errors="coerce") if c in group else pd.Series(dtype=float)
+            row[c] = float(values.sum()) if values.notna().any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COST_SUMMARY_COLUMNS)
