@@ -30,12 +30,12 @@ SPEC = {
     "name": "tracked", "models": [{"ref": "tiny"}], "methods": ["soft"],
     "search": {"lr": {"low": 1e-4, "high": 5e-2, "log": True}, "mix": {"low": 0.0, "high": 0.5},
                "sampler": "random"},
-    "objectives": [{"name": "calibration_error"}, {"name": "sampled_w1"}],   # sampled: with standard errors
+    "objectives": [{"name": "calibration_error"}, {"name": "capability_loss"}],   # both with standard errors
     "trials_per_cell": 2, "max_concurrent_trials": 1,
     "training": {"epochs": 2, "max_steps": 5, "batch_size": 2, "lora_r": 4, "lora_alpha": 8, "workers_per_trial": 1,
                  "cpus_per_worker": 1, "families": ["binomial"], "prompts_per_family": 2, "num_decimals": 0,
                  "max_bins": 8, "replay_pool": 8, "checkpoint_every": 4},
-    "evaluation": {"engine": "hf", "replicas": 1, "cpus_per_replica": 1, "evals": ["sampled"], "samples_per_prompt": 20,
+    "evaluation": {"engine": "hf", "replicas": 1, "cpus_per_replica": 1, "evals": ["sampled", "gsm8k"], "samples_per_prompt": 20, "gsm8k_items": 4,
                    "splits": ["test_unseen_params", "test_ood_family"],
                    "families": ["binomial", "poisson", "geometric", "bernoulli", "negative_binomial"],
                    "num_decimals": 0, "max_bins": 8, "max_model_len": 128},
@@ -106,7 +106,7 @@ def test_a_tracked_budgeted_sweep_interrupted_and_resumed_keeps_one_run_per_tria
         assert run.data.tags["cft.cell"] == "tiny:soft" and run.info.status == "FINISHED"
         assert len(client.get_metric_history(run.info.run_id, "loss")) > 1
         assert {"lr", "tokens_per_s"} <= set(run.data.metrics)
-        for o in ("calibration_error", "sampled_w1"):
+        for o in ("calibration_error", "capability_loss"):
             assert o in run.data.metrics and f"{o}_se" in run.data.metrics
         assert run.data.metrics["cpu_hours"] > 0
         assert {"lr", "mix", "model", "method", "training.max_steps", "evaluation.evals"} <= set(run.data.params)
