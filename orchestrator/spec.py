@@ -226,8 +226,8 @@ class BudgetSpec(Strict):
         return self
 
     def describe(self) -> str:
-        return " and ".join(f"{v:g} {k.replace('_', '-')}" for k, v in
-                            (("gpu_hours", self.gpu_hours), ("cpu_hours", self.cpu_hours)) if v is not None)
+        return " and ".join(f"{v:g} {unit}" for unit, v in
+                            (("GPU-hours", self.gpu_hours), ("CPU-hours", self.cpu_hours)) if v is not None)
 
 
 class SweepSpec(Strict):

@@ -30,7 +30,7 @@ def test_tracking_and_budget_are_typed_sections_off_by_default():
     spec = parse_spec(BASE | {"tracking": {"mlflow": {"experiment": "e"}, "wandb": {"mode": "offline"}},
                               "budget": {"gpu_hours": 2}})
     assert spec.tracking.mlflow.experiment == "e" and spec.tracking.wandb.mode == "offline"
-    assert spec.budget.describe() == "2 gpu-hours"
+    assert spec.budget.describe() == "2 GPU-hours"
     for bad, where in [({"tracking": {"mlflow": {"uri": "x"}}}, "tracking.mlflow.uri"),
                        ({"tracking": {"wandb": {"mode": "sometimes"}}}, "tracking.wandb.mode"),
                        ({"budget": {}}, "budget"), ({"budget": {"gpu_hours": -1}}, "budget.gpu_hours")]:
@@ -113,3 +113,31 @@ def test_mlflow_finds_the_sweep_and_each_trial_run_again_by_key(tmp_path):
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 4
     assert run.data.metrics["exact_tv_se"] == 0.01 and run.data.tags["adapter_dir"] == "/a"
     assert run.info.status == "FINISHED"
+
+
+def test_results_and_the_report_show_held_and_planned_cost_per_cell_and_in_total(tmp_path, capsys):
+    import json
+
+    import orchestrator.results as results
+    from orchestrator.report import write_report
+    from orchestrator.store import write_json
+
+    spec = parse_spec(BASE | {"methods": ["soft", "hard"], "budget": {"gpu_hours": 3}})
+    write_json(tmp_path / "spec.json", spec.model_dump(mode="json"))
+    store = RunStore(tmp_path)
+    costs = [("tiny-soft-000", "tiny:soft", 1.0, 0.5, 2.0), ("tiny-hard-000", "tiny:hard", 0.5, None, None),
+             ("tiny-hard-001", "tiny:hard", 0.25, 0.5, 1.0)]
+    for key, cell, held, planned, dollars in costs:
+        store.write_trial(_record(key=key).model_copy(update=dict(
+            cell=cell, method=cell.split(":")[1], gpu_hours=held, cpu_hours=4 * held, planned_gpu_hours=planned,
+            dollars=dollars, objectives={"calibration_error": 0.5, "capability_loss": 0.1})))
+    table = results.costs(tmp_path).set_index("cell")
+    assert table.loc["total", "trials"] == 3 and table.loc["total", "gpu_hours"] == 1.75
+    assert table.loc["tiny:hard", "planned_gpu_hours"] == 0.5 and table.loc["total", "dollars"] == 3.0
+    assert results.main([str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {t["key"]: (t["gpu_hours"], t["planned_gpu_hours"]) for t in data["trials"]}["tiny-soft-000"] == (1.0, 0.5)
+    assert data["cost"][-1]["cell"] == "total" and data["cost"][-1]["cpu_hours"] == 7.0
+    write_report(tmp_path)
+    page = (tmp_path / "pareto" / "index.html").read_text()
+    assert "<h2>Cost</h2>" in page and "Budget: 3 GPU-hours" in page and "GPU-hours planned" in page
