@@ -10,7 +10,8 @@ Rerunning the same spec and storage (or passing --resume) continues an interrupt
 trials are kept, an interrupted one runs again under its key (resuming its last training checkpoint),
 and every cell ends with its planned trial count.
 
-Exit status: 0 when every trial finished, 1 when a trial failed (its record holds the error) or a base
+Exit status: 0 when every trial finished (or the spec's `budget:` stopped the sweep: it names the budget
+and the trials not run), 1 when a trial failed (its record holds the error) or a base
 model could not be scored (baselines/<model>.error.json holds it), 2 for a bad spec or setting (refused
 before Ray starts and before anything is written) or a run directory in use by another sweep, 130 /
 143 when stopped by SIGINT / SIGTERM (no report is written; the command to resume is printed).
@@ -98,7 +99,6 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
     from orchestrator.preflight import PreflightError, check_sweep
     from orchestrator.spec import SpecError
     from orchestrator.store import RunStore
-
     from orchestrator.tracking import check_installed
     from orchestrator.tracking.callback import open_tracking
 

@@ -43,14 +43,26 @@ def open_trackers(spec, run_dir: str | Path) -> list[Tracker]:
 
         cfg = spec.tracking.mlflow
         artifacts = None if cfg.tracking_uri else (run_dir / "mlartifacts").as_uri()
-        out.append(MlflowTracker(cfg.tracking_uri or default_uri(run_dir), cfg.experiment or spec.name, artifacts))
+        _connect(out, "mlflow", MlflowTracker, cfg.tracking_uri or default_uri(run_dir),
+                 cfg.experiment or spec.name, artifacts)
     if spec.tracking.wandb is not None:
         from orchestrator.tracking.wandb_tracker import WandbTracker
 
         cfg = spec.tracking.wandb
         directory = None if os.environ.get("WANDB_DIR") else str(run_dir)
-        out.append(WandbTracker(cfg.project, cfg.entity, cfg.mode, cfg.group, directory))
+        _connect(out, "wandb", WandbTracker, cfg.project, cfg.entity, cfg.mode, cfg.group, directory)
     return out
+
+
+def _connect(out: list, name: str, kind, *args) -> None:
+    """A tracker that cannot connect (a server down, a bad URI) is named in a warning; the sweep runs."""
+    import warnings
+
+    try:
+        out.append(kind(*args))
+    except Exception as err:
+        warnings.warn(f"tracking.{name}: cannot connect ({type(err).__name__}: {err}); the sweep runs without it",
+                      stacklevel=3)
 
 
 __all__ = ["Tracker", "TrialInfo", "TrackerMissing", "check_installed", "open_trackers"]
