@@ -2,12 +2,14 @@
 token that ends the model's answer turn.
 
 Training, exact scoring and sampling all build prompt ids with `prompt_token_ids`, and training targets
-and exact scoring end every value with `turn_terminator`, so the three agree on what an answer looks like.
+and exact scoring end every value with `turn_terminator` (the chat turn's end token, or the tokenizer's EOS
+with `ChatOptions(terminator="eos")`), so the three agree on what an answer looks like.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 # stands in for an answer when rendering a finished assistant turn; plain text that no template trims
 ANSWER_SENTINEL = "cftanswersentinel"
@@ -18,12 +20,16 @@ class ChatOptions:
     """Per-model chat settings. `enable_thinking=False` turns Qwen3's thinking off; `template_kwargs`
     reach the chat template as extra variables; `use_chat_template=False` sends raw text (base models);
     `assistant_prefix` is text forced at the start of the answer, after the rendered prompt (gpt-oss-20b
-    answers in its final channel only after "<|channel|>final<|message|>", as the paper's code forces)."""
+    answers in its final channel only after "<|channel|>final<|message|>", as the paper's code forces).
+    `terminator` is the token each value ends with in training targets and exact scoring: "turn_end", the
+    token the chat template ends an assistant turn with (what the model writes after an answer in chat),
+    or "eos", the tokenizer's EOS, as the paper's reference code does (turn_terminator)."""
     use_chat_template: bool = True
     enable_thinking: bool | None = None
     system_prompt: str | None = None
     template_kwargs: dict = field(default_factory=dict)
     assistant_prefix: str | None = None
+    terminator: Literal["turn_end", "eos"] = "turn_end"
 
 
 def uses_template(tokenizer, options: ChatOptions) -> bool:
@@ -86,8 +92,11 @@ def turn_terminator(tokenizer, options: ChatOptions = ChatOptions()) -> int:
     - base models and the tiny test model without a template: EOS.
     The trained value ends with the token the model would write after an answer, so the model learns
     to stop as in chat, and exact scoring measures the probability of exactly that ending.
+
+    `options.terminator == "eos"` gives the tokenizer's EOS whatever the template writes (the paper's
+    reference code ends every value with it).
     """
-    if uses_template(tokenizer, options):
+    if options.terminator == "turn_end" and uses_template(tokenizer, options):
         messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": ANSWER_SENTINEL}]
         text = _template(tokenizer, messages, options, add_generation_prompt=False)
         cut = text.rfind(ANSWER_SENTINEL)

@@ -37,8 +37,7 @@ class EngineOptions(_Settings):
     max_lora_rank: int = Field(16, ge=1, le=1024, description="largest LoRA rank the engine accepts")
     max_model_len: int = Field(512, ge=32, le=1_048_576, description="prompt + completion tokens")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: bfloat16 on GPU; on CPU, the HF engine's bfloat16 where the "
-        "CPU has bf16 matrix units (else float32) and vLLM's float32")
+        "auto", description="auto: float32 on CPU, bfloat16 on GPU")
     kv_cache_gib: int = Field(1, ge=1, le=1024, description="vLLM's CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
     max_logprobs: int = Field(256, ge=1, description="most top tokens a request may ask for")
     max_ongoing_requests: int = Field(16, ge=1, description="per replica; concurrent ones share a batch")

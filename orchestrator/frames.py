@@ -127,3 +127,69 @@ def with_se(v, se) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{v:.4g} ± {se:.2g}" if se is not None and not (isinstance(se, float) and math.isnan(se)) else f"{v:.4g}"
+
+
+# The paper's sampled metrics (cft.metrics.SAMPLE_SUMMARY less the sweep's own calibration_error and
+# w1_scaled), in the order its tables print them: raw W1 on valid samples, valid rate, support-violation
+# rate, mean error, variance error, and the share of prompts whose KS / chi-square test passes at 0.05.
+PAPER_METRICS = ("w1", "valid_rate", "support_violation_rate", "mean_error", "variance_error", "gof_pass")
+PAPER_COLUMNS = ["cell", "split", "trial", "lr", "mix", *[c for m in PAPER_METRICS for c in (m, f"{m}_se")]]
+
+
+def trial_rows(path: str | Path, evaluation: str | None = None) -> pd.DataFrame:
+    """One row per evaluated item of every trial whose rows were saved (one evaluation's with
+    `evaluation`, e.g. "sampled"): key, cell, model, method, lr, mix, evaluation, then the item's own
+    fields (for "sampled": split, family, key of the prompt as `prompt`, w1, valid_rate, ...)."""
+    store = RunStore(path)
+    records = {r.key: r for r in store.trial_records()}
+    frames = []
+    for key in store.trial_rows_keys():
+        rec = records.get(key)
+        for name, items in store.trial_rows(key).items():
+            if evaluation is not None and name != evaluation or not items:
+                continue
+            frame = pd.DataFrame(items).rename(columns={"key": "prompt"})
+            ids = {"key": key, "cell": rec.cell if rec else None, "model": rec.model if rec else None,
+                   "method": rec.method if rec else None, "lr": rec.lr if rec else None,
+                   "mix": rec.mix if rec else None, "evaluation": name}
+            frames.append(frame.assign(**ids)[[*ids, *frame.columns]])
+    if not frames:
+        return pd.DataFrame(columns=["key", "cell", "model", "method", "lr", "mix", "evaluation"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def paper_table(path: str | Path) -> pd.DataFrame:
+    """The paper's tables: per cell and evaluated split (test_unseen_params, test_ood_family, and
+    test_interp_params where the run evaluated it), the base model's row then each Pareto-front trial's,
+    in the paper's metrics from the sampled evaluation (`sampled/<split>/<metric>`), each beside its
+    standard error (`<metric>_se`, NaN where the summary has none). Columns: PAPER_COLUMNS; `trial` is
+    "base model" or the trial's key (lr and mix NaN for the base model). Empty if the run has no
+    sampled evaluation."""
+    spec = spec_of(path)
+    if "sampled" not in spec.evaluation.evals:
+        return pd.DataFrame(columns=PAPER_COLUMNS)
+    base = {row["model"]: row for row in baselines(path).to_dict("records")}
+    front = pareto(path)
+    rows = []
+
+    def metrics(source: dict, split: str) -> dict:
+        out = {}
+        for m in PAPER_METRICS:
+            for name in (m, f"{m}_se"):
+                value = source.get(f"sampled/{split}/{name}")
+                out[name] = float("nan") if value is None else value
+        return out
+
+    for model, method in spec.cells:
+        cell = f"{model.label}:{method}"
+        points = front[front["cell"] == cell].to_dict("records") if not front.empty else []
+        for split in spec.evaluation.splits:
+            baseline = base.get(model.label)
+            rows.append({"cell": cell, "split": split, "trial": "base model", "lr": float("nan"),
+                         "mix": float("nan"), **metrics(baseline or {}, split)})
+            rows += [{"cell": cell, "split": split, "trial": p["key"], "lr": p["lr"], "mix": p["mix"],
+                      **metrics(p, split)} for p in points]
+    frame = pd.DataFrame(rows, columns=PAPER_COLUMNS)
+    numeric = [c for c in PAPER_COLUMNS if c not in ("cell", "split", "trial")]
+    frame[numeric] = frame[numeric].apply(pd.to_numeric)
+    return frame

@@ -4,8 +4,9 @@ fetched from anywhere) that opens from a laptop after `ray rsync-down`.
 
 Per cell the page shows the trials and the Pareto front with error bars (one standard error where
 the objective has one), the hypervolume of the front against trial number, and how much lr and mix
-matter to each objective (Optuna's PED-ANOVA evaluator on the cell's study), then one sortable table of
-every trial. The sweep writes it at the end; `python -m orchestrator.results RUN_DIR --report`
+matter to each objective (Optuna's PED-ANOVA evaluator on the cell's study), then the paper's table
+(orchestrator.results.paper_table: per cell and split, the base model and each front trial in the
+paper's metrics, value ± standard error), then one sortable table of every trial. The sweep writes it at the end; `python -m orchestrator.results RUN_DIR --report`
 rewrites it mid-sweep.
 """
 
@@ -41,10 +42,14 @@ def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     all_trials, front = frames.trials(run_dir), frames.pareto(run_dir)
     all_trials.to_csv(out / "trials.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
+    bases = {row["model"]: row for row in frames.baselines(run_dir).to_dict("records")}
     sections = []
-    for cell in [f"{m.label}:{method}" for m, method in spec.cells]:
+    for m, method in spec.cells:
+        cell = f"{m.label}:{method}"
         done = all_trials[(all_trials["cell"] == cell) & (all_trials["status"] == "done")]
-        sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell], objectives))
+        base = base_point(spec.objectives[:2], bases.get(m.label))
+        sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell], objectives, base))
+    sections.append(paper_section(frames.paper_table(run_dir)))
     sections.append(_cost_section(run_dir, spec))
     page = _page(spec, run_dir, state or frames.sweep_state(run_dir), frames.progress(run_dir), sections,
                  all_trials, [n for n, _ in objectives])
@@ -52,12 +57,29 @@ def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     return front
 
 
+def base_point(objectives: list, baseline: dict | None) -> list[tuple[float, float]] | None:
+    """The base model's (value, standard error) on each objective: 0 for one measured against the base
+    model, else its baseline metric; None when the base model has no score for one of them."""
+    if baseline is None:
+        return None
+    point = []
+    for o in objectives:
+        if o.relative_to_base:
+            point.append((0.0, 0.0))
+            continue
+        value, se = baseline.get(o.metric), baseline.get(f"{o.metric}_se")
+        if value is None or pd.isna(value):
+            return None
+        point.append((float(value), 0.0 if se is None or pd.isna(se) else float(se)))
+    return point
+
+
 def _cell_section(out: Path, spec, cell: str, done: pd.DataFrame, cell_front: pd.DataFrame,
-                  objectives: list[tuple[str, str]]) -> str:
+                  objectives: list[tuple[str, str]], base: list[tuple[float, float]] | None = None) -> str:
     names = [n for n, _ in objectives]
     figures = []
     if len(names) >= 2 and not done.empty:
-        png = _front_png(cell, done, cell_front, names[:2])
+        png = _front_png(cell, done, cell_front, names[:2], base)
         (out / f"{_slug(cell)}.png").write_bytes(png)
         figures.append(_img(png, f"Pareto front of {cell}", "pareto-front"))
     curve, reference = hypervolume_history(done, objectives)
@@ -136,9 +158,15 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: list[str]) -> bytes:
+def _front_png(cell: str, done: pd.DataFrame, cell_front: pd.DataFrame, axes: list[str],
+               base: list[tuple[float, float]] | None = None) -> bytes:
+    """The cell's trials, its front and, as the reference every trial moved from, its base model."""
     x, y = axes
     fig, ax = _axes()
+    if base is not None:
+        (bx, bx_se), (by, by_se) = base
+        ax.errorbar([bx], [by], xerr=[bx_se], yerr=[by_se], fmt="s", color="tab:blue", capsize=3,
+                    label="base model")
     ax.errorbar(done[x], done[y], xerr=_se(done, x), yerr=_se(done, y), fmt="o", color="0.6", ecolor="0.8",
                 capsize=2, label="trials")
     line = cell_front.sort_values(x)
@@ -205,6 +233,8 @@ def _slug(cell: str) -> str:
 
 
 def _fmt(v) -> str:
+    if v is None:   # e.g. the error of a trial that has none
+        return ""
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.4g}"
     return html.escape(str(v))
@@ -217,12 +247,47 @@ def _table(frame: pd.DataFrame, table_id: str) -> str:
     return f'<table id="{table_id}" class=sortable><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
+PAPER_HEADERS = {"w1": "W1", "valid_rate": "valid rate", "support_violation_rate": "support violation",
+                 "mean_error": "mean error", "variance_error": "variance error", "gof_pass": "GoF pass"}
+
+
+def paper_section(table: pd.DataFrame) -> str:
+    """The paper's table as HTML: a row per (cell, split, trial), the base model's row first and shaded,
+    each metric as value ± standard error; `python -m orchestrator.results RUN --paper` prints the same."""
+    title = "<h2>Beside the paper</h2>"
+    if table.empty:
+        return f"<section>{title}<p class=note>No sampled evaluation in this run: no paper metrics.</p></section>"
+    note = ("<p class=note>The paper's metrics on the sampled evaluation, per cell and split: the base model, then "
+            "each Pareto-front trial; ± one standard error (mean within family, then over families). W1 raw on "
+            "valid samples; GoF pass: the share of prompts whose KS / chi-square test does not reject at 0.05. "
+            "Lower is better but for valid rate and GoF pass. A dash: no value, e.g. W1 and the moment errors "
+            "where a family has no valid sample (it is not dropped from the average).</p>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["cell", "split", "trial", "lr", "mix",
+                                                         *PAPER_HEADERS.values()])
+    body, previous = [], None
+    for row in table.to_dict("records"):
+        group = (row["cell"], row["split"])
+        first = group != previous
+        previous = group
+        base = row["trial"] == "base model"
+        cells = [html.escape(row["cell"]) if first else "", html.escape(row["split"]) if first else "",
+                 html.escape(str(row["trial"])), _fmt(row["lr"]), _fmt(row["mix"]),
+                 *(html.escape(frames.with_se(row[m], row[f"{m}_se"])) for m in PAPER_HEADERS)]
+        klass = " ".join(c for c in ("base" if base else "", "group" if first else "") if c)
+        body.append(f'<tr class="{klass}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<section>{title}{note}<table id="paper" class=paper><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></section>')
+
+
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em 2em;color:#222}h1{margin:0 0 .2em}
 .meta{color:#666;margin:0 0 1em}section{margin:1em 0;border-top:1px solid #ddd}h2{margin:.5em 0}
 .figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.figs img{width:400px;border:1px solid #eee}
 .note{color:#666;max-width:22em}table{border-collapse:collapse;font-size:13px}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f4f4f4;cursor:pointer}
-th.asc:after{content:" \\25b2"}th.desc:after{content:" \\25bc"}"""
+th.asc:after{content:" \\25b2"}th.desc:after{content:" \\25bc"}
+table.paper td:nth-child(-n+3),table.paper th:nth-child(-n+3){text-align:left}table.paper tr.base td{background:#f7f7f0}
+table.paper tr.group td{border-top:2px solid #999}table.paper th{cursor:default}
+section>.note{max-width:60em}"""
 
 SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th){
  th.addEventListener('click', function(){

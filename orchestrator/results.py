@@ -5,11 +5,14 @@
     r.pareto("results/local")     # the non-dominated trials of each (model, method) cell
     r.baselines("results/local")  # one row per base model: its scores before tuning
     r.progress("results/local")   # one row per cell: trials done, running, failed, time per trial, ETA
+    r.paper_table("results/local")  # the paper's metrics: base model and front trials, per cell and split
+    r.trial_rows("results/local", "sampled")   # every trial's per-prompt rows of one evaluation
 
 From a terminal, mid-sweep or after (`--csv` / `--json` give the same data; `--report` rewrites
 <run>/pareto/index.html):
 
     python -m orchestrator.results results/local [--csv | --json | --report]
+    python -m orchestrator.results results/local --paper [--csv | --json]   # the paper's tables
 
 Columns of `trials` (and `pareto`, which adds none):
     key, cell, model, model_ref, method, lr, mix, status ("running" | "done" | "error"),
@@ -23,6 +26,9 @@ Columns of `trials` (and `pareto`, which adds none):
     error.
 `costs` has one row per cell and a "total" row: trials, gpu_hours, planned_gpu_hours, cpu_hours, dollars.
 `baselines` has model, model_ref and the same evaluation-metric columns.
+`paper_table` has cell, split, trial ("base model" or a front trial's key), lr, mix and the paper's
+metrics each beside its standard error: w1, valid_rate, support_violation_rate, mean_error,
+variance_error, gof_pass (docs/method.md, "Comparing with the paper").
 """
 
 from __future__ import annotations
@@ -35,12 +41,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator.frames import (PROGRESS_COLUMNS, baselines, duration, pareto, pareto_mask, progress, spec_of,
-                                 sweep_state, trials, with_se)
+from orchestrator.frames import (PAPER_COLUMNS, PAPER_METRICS, PROGRESS_COLUMNS, baselines, duration, paper_table,
+                                 pareto, pareto_mask, progress, spec_of, sweep_state, trial_rows, trials, with_se)
 from orchestrator.store import jsonable
 
 __all__ = ["trials", "pareto", "pareto_mask", "baselines", "progress", "sweep_state", "duration", "summary",
-           "summary_frame", "format_summary", "PROGRESS_COLUMNS", "costs", "trial_costs", "format_costs"]
+           "summary_frame", "format_summary", "PROGRESS_COLUMNS", "paper_table", "format_paper", "trial_rows",
+           "PAPER_METRICS", "PAPER_COLUMNS", "costs", "trial_costs", "format_costs"]
+
+# how the paper's tables head each metric
+PAPER_HEADERS = {"w1": "W1", "valid_rate": "valid", "support_violation_rate": "support viol.",
+                 "mean_error": "mean err.", "variance_error": "var. err.", "gof_pass": "GoF pass"}
 
 def summary(path: str | Path) -> dict:
     """Everything the terminal view shows, as plain data: the sweep, its cells' progress and each
@@ -114,6 +125,21 @@ def summary_frame(data: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PROGRESS_COLUMNS + points)
 
 
+def format_paper(table: pd.DataFrame) -> str:
+    """The terminal view of `paper_table`: a block per cell and split, value ± standard error."""
+    if table.empty:
+        return "(no paper metrics: the run has no sampled evaluation)"
+    blocks = []
+    for (cell, split), part in table.groupby(["cell", "split"], sort=False):
+        shown = pd.DataFrame({
+            "trial": part["trial"],
+            "lr": [("" if pd.isna(v) else f"{v:.3g}") for v in part["lr"]],
+            "mix": [("" if pd.isna(v) else f"{v:.3f}") for v in part["mix"]],
+            **{PAPER_HEADERS[m]: [with_se(v, se) for v, se in zip(part[m], part[f"{m}_se"])] for m in PAPER_METRICS}})
+        blocks.append(f"{cell}, {split}:\n" + shown.to_string(index=False))
+    return "\n\n".join(blocks)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m orchestrator.results",
                                 description="A sweep's progress and current Pareto fronts, mid-sweep or after.")
@@ -122,7 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     fmt.add_argument("--csv", action="store_true", help="print one CSV row per Pareto point with its cell's progress")
     fmt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     fmt.add_argument("--report", action="store_true", help="(re)write <run_dir>/pareto/index.html and say where")
+    p.add_argument("--paper", action="store_true",
+                   help="the paper's tables instead: per cell and split, the base model and each Pareto-front trial "
+                        "in W1, valid rate, support-violation rate, mean and variance error and GoF pass rate, each "
+                        "with its standard error (with --csv or --json: that table as CSV or a JSON list)")
     args = p.parse_args(argv)
+    if args.paper:
+        if args.report:
+            p.error("--paper prints a table; --report writes the page (which shows it too)")
+        try:
+            table = paper_table(args.run_dir)
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(jsonable(table.to_dict("records")), indent=1))
+        elif args.csv:
+            table.to_csv(sys.stdout, index=False)
+        else:
+            print(format_paper(table))
+        return 0
     try:
         data = summary(args.run_dir)
     except FileNotFoundError as err:

@@ -158,14 +158,23 @@ class ModelSpec(Strict):
 
 
 class Range(Strict):
+    """A searched interval; low == high (or a plain number in the spec, `lr: 2.0e-4`) fixes the value, so
+    every trial of a cell runs at it (sweeps/paper_replication.yaml: the paper's settings)."""
     low: float
     high: float
     log: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed(cls, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"low": value, "high": value}
+        return value
+
     @model_validator(mode="after")
     def _ordered(self):
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high}), or equal to it to fix the value")
         if self.log and self.low <= 0:
             raise ValueError(f"a log-scale range needs low > 0 (got {self.low})")
         return self

@@ -4,6 +4,7 @@
     <storage>/<name>/baselines.json        one entry per base model: its scores before tuning
     <storage>/<name>/baselines/            their per-item rows, and why a base model could not be scored
     <storage>/<name>/trials/<key>.json     one record per trial: config, status, metrics, artifacts
+    <storage>/<name>/trials/rows/<key>.rows.json  its per-prompt evaluation rows (each evaluation's list)
     <storage>/<name>/optuna.db             the Optuna studies (one per cell), for optuna-dashboard
     <storage>/<name>/adapters/<key>/       trained adapters
     <storage>/<name>/pareto/               Pareto tables and plots, written at the end
@@ -85,6 +86,26 @@ class RunStore:
 
     def write_trial(self, record: TrialRecord) -> None:
         write_json(self.trial_path(record.key), record.model_dump())
+
+    def trial_rows(self, key: str) -> dict[str, list[dict]]:
+        """The trial's per-item evaluation rows, by evaluation (as the base model's); {} if none."""
+        try:
+            data = json.loads(self._trial_rows_path(key).read_bytes())
+        except (FileNotFoundError, *UNREADABLE):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_trial_rows(self, key: str, rows: dict[str, list[dict]]) -> None:
+        write_json(self._trial_rows_path(key), rows)
+
+    def trial_rows_keys(self) -> list[str]:
+        """Keys of the trials whose rows are saved."""
+        folder = self.trials_dir / "rows"
+        return sorted(p.name.removesuffix(".rows.json") for p in folder.glob("*.rows.json")) if folder.exists() else []
+
+    def _trial_rows_path(self, key: str) -> Path:
+        # a folder of its own: trial_records reads every trials/*.json as a record
+        return self.trials_dir / "rows" / f"{key}.rows.json"
 
     def trial_records(self) -> list[TrialRecord]:
         """Every readable record; an unreadable one (truncated, not JSON, not a record) is named in a

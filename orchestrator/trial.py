@@ -80,6 +80,7 @@ def train_and_score(context: TrialContext, store: RunStore, trial: TrialConfig, 
     handle = serve.get_app_handle(context.app_names[trial.model])
     scores: Evaluation = backend.evaluate(handle, settings.evaluation, trained.output_dir)
     t2 = time.time()
+    store.save_trial_rows(trial.key, scores.rows)   # per-prompt rows, as the base model's (results.trial_rows)
     # kept if the base model's score, which the objectives need, turns out to have failed
     record = record.model_copy(update=dict(adapter_dir=trained.output_dir, train_metrics=trained.metrics,
                                            metrics=scores.summary, train_wall_s=t1 - t0, eval_wall_s=t2 - t1))

@@ -25,12 +25,13 @@ def _train_values(tmp_path) -> dict:
     replay.write_text('{"question": "1+1?", "answer": "#### 2"}\n')
     return dict(
         model="tiny", method="hard", lr=0.003, mix=0.25, seed=7, chat={"enable_thinking": False},
-        epochs=2.5, max_steps=9, batch_size=3, grad_accum=2, warmup_ratio=0.1, weight_decay=0.02,
+        epochs=2.5, max_steps=9, batch_size=2, grad_accum=2, global_batch_size=8, grad_clip=0.5, warmup_ratio=0.1,
+        weight_decay=0.02,
         lora=False, lora_r=4, lora_alpha=8, lora_dropout=0.1, lora_target_modules=["q_proj", "v_proj"],
         zero_stage=2, workers_per_trial=2, cpus_per_worker=0.5, gpus_per_worker=1, split="test_unseen_params",
         families=["gaussian", "poisson"], prompts_per_family=3, num_decimals=2, max_bins=64,
         hard_samples_per_prompt=5, replay="gsm8k", replay_pool=99, replay_jsonl=str(replay), checkpoint_every=4,
-        accelerator_type="A100", torch_threads=3)
+        accelerator_type="A100", torch_threads=3, precision="fp32")
 
 
 EVAL_VALUES = dict(

@@ -25,7 +25,7 @@ from models.toy import random_adapter as make_adapter
 def hf_engine(tiny_model_dir):
     from evaluators.engines.hf_engine import HFEngine
 
-    return HFEngine(tiny_model_dir, max_loras=1, dtype="float32")   # compared with fp32 forward passes
+    return HFEngine(tiny_model_dir, max_loras=1)
 
 
 @pytest.fixture(scope="module")

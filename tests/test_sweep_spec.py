@@ -62,7 +62,7 @@ MALFORMED = [
     (_with("search.lr", {"low": "fast", "high": 1e-4}), "search.lr.low", "valid number"),
     (_with("search.mix", {"low": 0.2, "high": 1.0}), "search.mix", "[0, 1)"),
     (_with("search.mix", {"low": -0.1, "high": 0.5}), "search.mix", "[0, 1)"),
-    (_with("search.mix", {"low": 0.5, "high": 0.5}), "search.mix", "must be < high"),
+    (_with("search.mix", {"low": 0.6, "high": 0.5}), "search.mix", "must be < high"),
     (_with("search.sampler", "cmaes"), "search.sampler", "'tpe', 'gp', 'random' or 'grid'"),
     (_with("objectives", [{"name": "accuracy"}]), "objectives.0.name", "unknown objective"),
     (_with("objectives", [{"name": "calibration_error", "direction": "down"}]), "objectives.0.direction",
@@ -122,7 +122,7 @@ def test_not_a_mapping_and_bad_yaml(tmp_path):
         load_spec(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("name", ["smoke.yaml", "local.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["smoke.yaml", "local.yaml", "paper.yaml", "paper_replication.yaml"])
 def test_shipped_specs_are_valid(name):
     spec = load_spec(ROOT / "sweeps" / name)
     assert len(spec.cells) == len(spec.models) * len(spec.methods) >= 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cft.families import FamilyNames
 from cft.prompts import ChatOptions
@@ -39,6 +39,11 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="cap on optimizer steps")
     batch_size: int = Field(8, ge=1, le=4096, description="examples per worker per micro-step")
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-steps per optimizer step")
+    global_batch_size: int | None = Field(
+        None, ge=1, le=1_000_000, description="examples per optimizer step the run must have: when set, "
+        "batch_size x workers_per_trial x grad_accum must equal it (the paper's 8 whatever the worker count)")
+    grad_clip: float | None = Field(1.0, ge=0, description="clip the gradient norm to this; null (or 0): no "
+                                    "clipping, as the paper's reference code")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="share of steps spent warming up")
     weight_decay: float = Field(0.01, ge=0, le=1)
 
@@ -87,6 +92,17 @@ class TrainConfig(BaseModel):
         if self.use_gpu or not self.lora or self.zero_stage == 3 or self.precision == "fp32":
             return False
         return self.precision == "bf16" or cpu_has_bf16()
+
+    @model_validator(mode="after")
+    def _global_batch(self):
+        if self.global_batch_size is not None:
+            actual = self.batch_size * self.workers_per_trial * self.grad_accum
+            if actual != self.global_batch_size:
+                raise ValueError(
+                    f"global_batch_size: {self.global_batch_size} asked, but batch_size ({self.batch_size}) x "
+                    f"workers_per_trial ({self.workers_per_trial}) x grad_accum ({self.grad_accum}) = {actual}; "
+                    "change batch_size or grad_accum so the product is the global batch")
+        return self
 
     @field_validator("model")
     @classmethod

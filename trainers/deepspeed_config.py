@@ -14,7 +14,7 @@ def build_deepspeed_config(cfg: TrainConfig, world_size: int) -> dict:
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "train_batch_size": cfg.batch_size * cfg.grad_accum * world_size,
-        "gradient_clipping": 1.0,
+        "gradient_clipping": cfg.grad_clip or 0.0,   # DeepSpeed: 0 turns clipping off
         "zero_optimization": zero,
         "bf16": {"enabled": bool(cfg.use_gpu)},  # fp32 on CPU
         # we pass a torch AdamW: ZeRO would otherwise refuse it, and a DeepSpeed-named optimizer
