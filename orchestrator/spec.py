@@ -207,6 +207,9 @@ class MlflowTracking(Strict):
     tracking_uri: str | None = Field(None, description="e.g. file:///abs/mlruns, sqlite:///mlflow.db, "
                                      "http://host:5000; default: <run dir>/mlruns")
     experiment: str | None = Field(None, description="default: the sweep's name")
+    artifact_location: str | None = Field(None, description="where a new experiment keeps its files; default: "
+                                          "<run dir>/mlartifacts for a local store (sqlite:, file:), the "
+                                          "server's for a tracking server")
 
 
 class WandbTracking(Strict):

@@ -112,6 +112,7 @@ def test_a_tracked_budgeted_sweep_interrupted_and_resumed_keeps_one_run_per_tria
         assert {"lr", "mix", "model", "method", "training.max_steps", "evaluation.evals"} <= set(run.data.params)
         assert run.data.tags["adapter_dir"].endswith(run.info.run_name)
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert (run_dir / "mlartifacts").is_dir() and not (ROOT / "mlruns").exists()   # kept in the run directory
     assert {"baselines.json", "pareto.csv", "index.html"} <= artifacts
     assert any(k.startswith("base/tiny/") for k in parents[0].data.metrics)
 

@@ -42,7 +42,9 @@ def open_trackers(spec, run_dir: str | Path) -> list[Tracker]:
         from orchestrator.tracking.mlflow_tracker import MlflowTracker, default_uri
 
         cfg = spec.tracking.mlflow
-        artifacts = None if cfg.tracking_uri else (run_dir / "mlartifacts").as_uri()
+        local = not cfg.tracking_uri or not cfg.tracking_uri.startswith(("http:", "https:", "databricks"))
+        # MLflow's own default for a local store is ./mlruns under whatever directory the sweep ran from
+        artifacts = cfg.artifact_location or ((run_dir / "mlartifacts").as_uri() if local else None)
         _connect(out, "mlflow", MlflowTracker, cfg.tracking_uri or default_uri(run_dir),
                  cfg.experiment or spec.name, artifacts)
     if spec.tracking.wandb is not None:
