@@ -38,6 +38,17 @@ class TrialRecord(BaseModel):
     eval_wall_s: float | None = None
     error: str | None = None
     traceback: str | None = None
+    # What the trial held (orchestrator.tracking.cost; written by the sweep once the trial ends): GPU- and
+    # CPU-seconds while training and while scored, their sums in hours, the planner's estimate of its
+    # GPU-hours (`--plan`; None where nothing was planned) and dollars (None where no price is known).
+    train_gpu_s: float | None = None
+    train_cpu_s: float | None = None
+    eval_gpu_s: float | None = None
+    eval_cpu_s: float | None = None
+    gpu_hours: float | None = None
+    cpu_hours: float | None = None
+    planned_gpu_hours: float | None = None
+    dollars: float | None = None
 
     @property
     def finished(self) -> bool:

@@ -223,6 +223,46 @@ class SearchSpec(Strict):
         return r
 
 
+class MlflowTracking(Strict):
+    """One MLflow run per trial, nested under one run per sweep (orchestrator.tracking)."""
+    tracking_uri: str | None = Field(None, description="e.g. file:///abs/mlruns, sqlite:///mlflow.db, "
+                                     "http://host:5000; default: <run dir>/mlruns")
+    experiment: str | None = Field(None, description="default: the sweep's name")
+    artifact_location: str | None = Field(None, description="where a new experiment keeps its files; default: "
+                                          "<run dir>/mlartifacts for a local store (sqlite:, file:), the "
+                                          "server's for a tracking server")
+
+
+class WandbTracking(Strict):
+    """One W&B run per trial (its id derived from the trial key), grouped by the sweep, job_type = cell."""
+    project: str = "cft-sweep"
+    entity: str | None = None
+    mode: Literal["online", "offline", "disabled"] = "online"
+    group: str | None = Field(None, description="default: the sweep's name")
+
+
+class TrackingSpec(Strict):
+    """Experiment trackers the sweep writes to; both off unless named."""
+    mlflow: MlflowTracking | None = None
+    wandb: WandbTracking | None = None
+
+
+class BudgetSpec(Strict):
+    """What the sweep may spend: it starts no trial whose planned cost would cross either limit."""
+    gpu_hours: float | None = Field(None, gt=0)
+    cpu_hours: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_limit(self):
+        if self.gpu_hours is None and self.cpu_hours is None:
+            raise ValueError("give gpu_hours or cpu_hours")
+        return self
+
+    def describe(self) -> str:
+        return " and ".join(f"{v:g} {unit}" for unit, v in
+                            (("GPU-hours", self.gpu_hours), ("CPU-hours", self.cpu_hours)) if v is not None)
+
+
 class SweepSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=MAX_LABEL)
     # list and string bounds: the paper's sweep has 6 models, 2 objectives and paths of ~100 characters
@@ -241,6 +281,8 @@ class SweepSpec(Strict):
                                        "the storage path. Never write its password here: ${VAR} is read from the "
                                        "environment (docs/security.md)")
     seed: int = Field(0, ge=0, lt=2**31)
+    tracking: TrackingSpec = TrackingSpec()
+    budget: BudgetSpec | None = None
 
     @field_validator("storage")
     @classmethod

@@ -26,8 +26,10 @@ from orchestrator.records import TrialRecord
 from orchestrator.scheduling.admission import GpuAdmission
 from orchestrator.scorer_apps import ReplicasUp
 from orchestrator.search import CellSearcher, CellStudies, Rerun
-from orchestrator.spec import SpecError
+from orchestrator.spec import BudgetSpec, SpecError
 from orchestrator.store import RunStore
+from orchestrator.tracking.budget import Budget
+from orchestrator.tracking.callback import SweepTracking, TrackingCallback
 from orchestrator.trial import TrialContext, run_trial
 
 
@@ -170,32 +172,63 @@ def taken_keys(store: RunStore) -> set[str]:
 
 
 def run_tune(parts: SweepParts, store: RunStore, model_paths, app_names, interruption=None,
-             unscorable: Callable[[], Collection[str]] = set, backend: TrialBackend = RayBackend()) -> None:
+             unscorable: Callable[[], Collection[str]] = set, backend: TrialBackend = RayBackend(),
+             tracking: SweepTracking | None = None, budget: BudgetSpec | None = None) -> str | None:
     """`unscorable` names the models whose base model could not be scored: no more of their trials
-    start (orchestrator.baselines)."""
+    start (orchestrator.baselines). `tracking` costs every trial and logs it to the spec's trackers;
+    `budget` (the spec's) stops starting trials once the next one would cross it. Returns why the
+    budget stopped the sweep, or None."""
     from orchestrator.interrupt import Interruption
+    from orchestrator.tracking.cost import SweepCosts
 
     interruption = interruption or Interruption()
+    plan = plan_in_use(parts.demand)
+    tracking = tracking or SweepTracking([], store, parts, SweepCosts(parts, plan))
+    tracking.costs.plan = plan   # known now that Ray is joined (orchestrator.cluster.connect)
     studies, remaining, reruns = settle_trials(parts.study, store)
     total = sum(remaining.values())
     if total == 0:
         print("Every planned trial has finished already.", flush=True)
-        return
+        return None
     again = [r.key for rs in reruns.values() for r in rs]
     print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})"
           + (f"; running again first: {', '.join(again)}" if again else ""), flush=True)
     admission = GpuAdmission.from_plan(plan_in_use(parts.demand), remaining,
                                        ReplicasUp.scaling_to_zero(parts.scorers))
-    searcher = CellSearcher(studies, remaining, parts.objective_names, reruns, taken_keys(store),
-                            parts.study.seed, should_stop=lambda: interruption.requested, admission=admission,
-                            unscorable=unscorable)
+    guard = Budget(budget, tracking.costs, store) if budget else None
+    searcher = BudgetedSearcher(studies, remaining, parts.objective_names, reruns, taken_keys(store),
+                                parts.study.seed, should_stop=lambda: interruption.requested, admission=admission,
+                                unscorable=unscorable, budget=guard)
     context = TrialContext(settings=parts.trials, run_dir=str(store.root), model_paths=model_paths,
                            app_names=app_names, backend=backend)
-    fit(tuner(parts, store, searcher, context, total, interruption), interruption)
+    fit(tuner(parts, store, searcher, context, total, interruption, tracking), interruption)
+    return guard.stopped if guard else None
+
+
+class BudgetedSearcher(CellSearcher):
+    """The cells' searcher, which hands out no trial once the next one's planned cost would cross the
+    spec's budget (orchestrator.tracking.budget): Tune lets the running trials finish and ends."""
+
+    def __init__(self, *args, budget: Budget | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+
+    def suggest(self, trial_id: str):
+        from ray.tune.search import Searcher
+
+        if self.budget is not None and not self.interrupted:
+            unscorable = self.unscorable()
+            open_cells = [c.name for c, n in self.remaining.items() if n > 0 and c.model not in unscorable]
+            running = [cell.name for cell, _ in self.live.values()]
+            if open_cells and (self.budget.stopped or not self.budget.allows(open_cells, running)):
+                return Searcher.FINISHED
+            if open_cells and running and self.budget.unmeasured(open_cells):
+                return None   # nothing tells yet what a trial costs: one at a time until one has ended
+        return super().suggest(trial_id)
 
 
 def tuner(parts: SweepParts, store: RunStore, searcher: CellSearcher, context: TrialContext, total: int,
-          interruption):
+          interruption, tracking: SweepTracking | None = None):
     from ray import tune
 
     from orchestrator.interrupt import make_stopper
@@ -212,7 +245,9 @@ def tuner(parts: SweepParts, store: RunStore, searcher: CellSearcher, context: T
         run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", verbose=1,
                                   progress_reporter=progress.reporter(parts.objective_names),
                                   storage_path=str(store.root / "tune"), stop=make_stopper(interruption),
-                                  callbacks=[RecordDeadTrialDrivers(store)],
+                                  # the dead driver's error first: the tracking callback costs its record
+                                  callbacks=[RecordDeadTrialDrivers(store)]
+                                  + ([TrackingCallback(tracking)] if tracking else []),
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
 
