@@ -38,7 +38,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from orchestrator.frames import (PAPER_COLUMNS, PAPER_METRICS, PROGRESS_COLUMNS, baselines, duration, paper_table,

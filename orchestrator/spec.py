@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_serializer,
+from pydantic import (AfterValidator, BaseModel, Field, ValidationError, field_serializer,
                       field_validator, model_validator)
 
 from cft.cli import format_errors
@@ -24,6 +24,7 @@ from cft.prompts import ChatOptions
 from evaluators.registry import EVALUATIONS
 from evaluators.settings import EngineOptions, EvalSettings, EvaluationConfig
 from models.resolve import ALIASES, looks_like_path
+from orchestrator.spec_sections import BudgetSpec, Strict, TrackingSpec  # noqa: F401 (part of the spec)
 from orchestrator.spec_limits import (SPEC_MAX_BYTES, SPEC_MAX_DEPTH, check_spec_size, redact_url,  # noqa: F401
                                       storage_url)
 from trainers.config import Method, TrainConfig
@@ -33,10 +34,6 @@ from trainers.config import Method, TrainConfig
 TRIAL_FIELDS = ("model", "method", "lr", "mix", "seed", "chat")
 SWEEP_EVAL_FIELDS = ("seed",)
 SET_BY_SWEEP = {"training": TRIAL_FIELDS, "evaluation": SWEEP_EVAL_FIELDS}
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class KnownObjective(BaseModel):
@@ -221,46 +218,6 @@ class SearchSpec(Strict):
         if r.low < 0 or r.high >= 1:
             raise ValueError(f"mix must lie in [0, 1) (got [{r.low}, {r.high}])")
         return r
-
-
-class MlflowTracking(Strict):
-    """One MLflow run per trial, nested under one run per sweep (orchestrator.tracking)."""
-    tracking_uri: str | None = Field(None, description="e.g. file:///abs/mlruns, sqlite:///mlflow.db, "
-                                     "http://host:5000; default: <run dir>/mlruns")
-    experiment: str | None = Field(None, description="default: the sweep's name")
-    artifact_location: str | None = Field(None, description="where a new experiment keeps its files; default: "
-                                          "<run dir>/mlartifacts for a local store (sqlite:, file:), the "
-                                          "server's for a tracking server")
-
-
-class WandbTracking(Strict):
-    """One W&B run per trial (its id derived from the trial key), grouped by the sweep, job_type = cell."""
-    project: str = "cft-sweep"
-    entity: str | None = None
-    mode: Literal["online", "offline", "disabled"] = "online"
-    group: str | None = Field(None, description="default: the sweep's name")
-
-
-class TrackingSpec(Strict):
-    """Experiment trackers the sweep writes to; both off unless named."""
-    mlflow: MlflowTracking | None = None
-    wandb: WandbTracking | None = None
-
-
-class BudgetSpec(Strict):
-    """What the sweep may spend: it starts no trial whose planned cost would cross either limit."""
-    gpu_hours: float | None = Field(None, gt=0)
-    cpu_hours: float | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _one_limit(self):
-        if self.gpu_hours is None and self.cpu_hours is None:
-            raise ValueError("give gpu_hours or cpu_hours")
-        return self
-
-    def describe(self) -> str:
-        return " and ".join(f"{v:g} {unit}" for unit, v in
-                            (("GPU-hours", self.gpu_hours), ("CPU-hours", self.cpu_hours)) if v is not None)
 
 
 class SweepSpec(Strict):

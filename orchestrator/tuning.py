@@ -26,7 +26,8 @@ from orchestrator.records import TrialRecord
 from orchestrator.scheduling.admission import GpuAdmission
 from orchestrator.scorer_apps import ReplicasUp
 from orchestrator.search import CellSearcher, CellStudies, Rerun
-from orchestrator.spec import BudgetSpec, SpecError
+from orchestrator.spec import SpecError
+from orchestrator.spec_sections import BudgetSpec
 from orchestrator.store import RunStore
 from orchestrator.tracking.budget import Budget
 from orchestrator.tracking.callback import SweepTracking, TrackingCallback
