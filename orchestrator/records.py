@@ -26,6 +26,8 @@ class TrialRecord(BaseModel):
     mix: float
     optuna_number: int              # the Optuna trial it ran as (last); a rerun keeps its key
     seed: int | None = None         # the trial's training seed (None in records of older versions)
+    model_revision: str | None = None   # what the model was: a hub commit sha or sha256 of a local directory
+    code_commit: str | None = None      # the project's git commit ("-dirty" when tracked files differed)
     status: Status = "running"
     started_at: float = Field(default_factory=time.time)
     finished_at: float | None = None

@@ -28,7 +28,7 @@ from orchestrator.scorer_apps import ReplicasUp
 from orchestrator.search import CellSearcher, CellStudies, Rerun
 from orchestrator.spec import SpecError
 from orchestrator.spec_sections import BudgetSpec
-from orchestrator.store import RunStore
+from orchestrator.store import RunStore, aside_path
 from orchestrator.tracking.budget import Budget
 from orchestrator.tracking.callback import SweepTracking, TrackingCallback
 from orchestrator.trial import TrialContext, run_trial
@@ -136,7 +136,7 @@ def recover_unreadable_records(study: StudySettings, store: RunStore, studies: C
     has the trial's parameters, replaced by an "interrupted" record so the trial runs again."""
     for key, reason in store.unreadable_trials().items():
         path = store.trial_path(key)
-        aside = path.with_name(f"{path.name}.unreadable")
+        aside = aside_path(path)   # a second bad record never overwrites the first one's kept copy
         os.replace(path, aside)
         cell, number = _cell_of(key, cells), key_number(key)
         trials = studies.studies[cell].get_trials(deepcopy=False) if cell else []
@@ -201,9 +201,17 @@ def run_tune(parts: SweepParts, store: RunStore, model_paths, app_names, interru
                                 parts.study.seed, should_stop=lambda: interruption.requested, admission=admission,
                                 unscorable=unscorable, budget=guard)
     context = TrialContext(settings=parts.trials, run_dir=str(store.root), model_paths=model_paths,
-                           app_names=app_names, backend=backend)
+                           app_names=app_names, backend=backend, **provenance(model_paths))
     fit(tuner(parts, store, searcher, context, total, interruption, tracking), interruption)
     return guard.stopped if guard else None
+
+
+def provenance(model_paths: dict[str, str]) -> dict:
+    """What every trial record names as the model and code it ran (models.resolve), once a sweep."""
+    from models.resolve import model_revision, project_commit
+
+    return {"model_revisions": {label: model_revision(path) for label, path in model_paths.items()},
+            "code_commit": project_commit()}
 
 
 class BudgetedSearcher(CellSearcher):
