@@ -52,9 +52,16 @@ def format_value(x: float, integer: bool, num_decimals: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+# float64 holds 15-17 significant digits, so more decimals add no distinct values (the paper asks for
+# at most 5); a space is scored string by string, so a million values is beyond any evaluation
+MAX_DECIMALS = 15
+MAX_BINS = 1_000_000
+
+
 def build_output_space(prompt: TaskPrompt, num_decimals: int = 5, max_bins: int = 1001) -> OutputSpace:
-    if num_decimals < 0 or max_bins < 1:
-        raise ValueError(f"num_decimals must be >= 0 and max_bins >= 1 (got {num_decimals}, {max_bins})")
+    if not 0 <= num_decimals <= MAX_DECIMALS or not 1 <= max_bins <= MAX_BINS:
+        raise ValueError(f"num_decimals must lie in [0, {MAX_DECIMALS}] and max_bins in [1, {MAX_BINS}] "
+                         f"(got {str(num_decimals)[:40]}, {str(max_bins)[:40]})")
     fam = get_family(prompt.family)
     params = prompt.param_dict
     dist, (lo, hi) = fam.frozen(params), fam.support(params)
@@ -66,6 +73,8 @@ def build_output_space(prompt: TaskPrompt, num_decimals: int = 5, max_bins: int 
 def _integer_space(dist, lo, hi, max_bins) -> OutputSpace:
     first = int(math.floor(lo)) if lo is not None else int(math.floor(dist.ppf(Q_LOW)))
     last = int(math.ceil(hi)) if hi is not None else int(math.ceil(dist.ppf(Q_HIGH)))
+    if not math.isfinite(float(last - first)):
+        raise ValueError("the target has no finite quantiles to list")
     if last - first + 1 > max_bins:  # keep the central window
         centre = int(round(dist.median()))
         first = max(first, centre - max_bins // 2)

@@ -8,11 +8,61 @@ with `ChatOptions(terminator="eos")`), so the three agree on what an answer look
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 # stands in for an answer when rendering a finished assistant turn; plain text that no template trims
 ANSWER_SENTINEL = "cftanswersentinel"
+
+# template_kwargs bounds: a chat template takes a few flags and short strings (Qwen3's enable_thinking,
+# gpt-oss's reasoning_effort, a tools list of a few entries), far below these
+TEMPLATE_KWARGS_MAX_DEPTH = 8
+TEMPLATE_KWARGS_MAX_NODES = 1_000      # values and keys counted whole, as JSON would write them out
+TEMPLATE_KWARGS_MAX_STR = 10_000       # characters of any one string
+
+
+def check_template_kwargs(kwargs) -> dict:
+    """`kwargs` itself if it is a JSON object of bounded depth and size (string keys; strings, finite
+    numbers, booleans, null, lists and objects as values); else ValueError naming the first bad path.
+
+    A spec is saved as JSON and compared with the saved one on resume, so a value JSON cannot hold (a
+    date, a set, bytes, an integer key, NaN) would make the sweep refuse its own run directory forever;
+    and YAML anchors can nest a small file into an exponentially large value (an alias bomb), so the
+    walk counts every node it visits, as JSON would expand it, and stops at the bound."""
+    budget = [TEMPLATE_KWARGS_MAX_NODES]
+
+    def walk(x, path: str, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ValueError(f"template_kwargs: more than {TEMPLATE_KWARGS_MAX_NODES} values in all (YAML "
+                             "anchors count once per use)")
+        if depth > TEMPLATE_KWARGS_MAX_DEPTH:
+            raise ValueError(f"{path}: nested deeper than {TEMPLATE_KWARGS_MAX_DEPTH} levels")
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"{path}: key {k!r} is a {type(k).__name__}; JSON keys are strings")
+                walk(v, f"{path}.{k}", depth + 1)
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{path}.{i}", depth + 1)
+        elif isinstance(x, str):
+            if len(x) > TEMPLATE_KWARGS_MAX_STR:
+                raise ValueError(f"{path}: a string longer than {TEMPLATE_KWARGS_MAX_STR} characters")
+        elif isinstance(x, float):
+            if not math.isfinite(x):
+                raise ValueError(f"{path}: {x} is not a JSON number")
+        elif x is None or isinstance(x, (bool, int)):
+            pass
+        else:
+            raise ValueError(f"{path}: a {type(x).__name__} is not a JSON value (strings, numbers, booleans, "
+                             "null, lists and mappings only)")
+
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"template_kwargs: must be a mapping, got {type(kwargs).__name__}")
+    walk(kwargs, "template_kwargs", 0)
+    return kwargs
 
 
 @dataclass(frozen=True)
@@ -30,6 +80,13 @@ class ChatOptions:
     template_kwargs: dict = field(default_factory=dict)
     assistant_prefix: str | None = None
     terminator: Literal["turn_end", "eos"] = "turn_end"
+
+    def __post_init__(self):
+        check_template_kwargs(self.template_kwargs)
+        for name in ("system_prompt", "assistant_prefix"):   # a few sentences at most in any real spec
+            text = getattr(self, name)
+            if text is not None and len(text) > TEMPLATE_KWARGS_MAX_STR:
+                raise ValueError(f"{name}: longer than {TEMPLATE_KWARGS_MAX_STR} characters")
 
 
 def uses_template(tokenizer, options: ChatOptions) -> bool:

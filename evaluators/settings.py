@@ -39,14 +39,16 @@ class EngineOptions(_Settings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: float32 on CPU, bfloat16 on GPU")
     kv_cache_gib: int = Field(1, ge=1, le=1024, description="vLLM's CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
-    max_logprobs: int = Field(256, ge=1, description="most top tokens a request may ask for")
-    max_ongoing_requests: int = Field(16, ge=1, description="per replica; concurrent ones share a batch")
-    max_batch_size: int = Field(8, ge=1, description="requests merged into one engine call")
+    # bounds: the evaluations ask for at most 128 top tokens (vLLM's cap per request) and the paper's
+    # sweeps run 16 requests of 8 per replica; 100x that is still no reason to exhaust a replica
+    max_logprobs: int = Field(256, ge=1, le=100_000, description="most top tokens a request may ask for")
+    max_ongoing_requests: int = Field(16, ge=1, le=10_000, description="per replica; concurrent ones share a batch")
+    max_batch_size: int = Field(8, ge=1, le=4096, description="requests merged into one engine call")
     tensor_parallel_size: int = Field(
         1, ge=1, le=64, description="GPUs of one node a replica's vLLM engine shards the model over; "
         "the replica holds tensor_parallel_size x gpus_per_replica GPUs")
     accelerator_type: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]+$",
+        None, pattern=r"^[A-Za-z0-9_.-]+$", max_length=64,
         description="GPU type the replicas must run on (Ray's accelerator_type: A10G, A100, H100, ...)")
     release_idle_after_s: float | None = Field(
         None, ge=0, le=86_400, description="scale the replicas to zero after this many seconds without a "
@@ -73,9 +75,9 @@ class EngineOptions(_Settings):
 
 class ScorerSettings(EngineOptions):
     """One scorer app: a base model served by `replicas` replicas of one engine."""
-    model: str = Field(description="base model: local path or HF id")
+    model: str = Field(min_length=1, max_length=4096, description="base model: local path or HF id")
     chat: ChatOptions = ChatOptions()
-    app_name: str = Field("cft-scorer", pattern=r"^[A-Za-z0-9_.-]+$")
+    app_name: str = Field("cft-scorer", pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)
 
     @property
     def route_prefix(self) -> str:
@@ -84,9 +86,9 @@ class ScorerSettings(EngineOptions):
 
 class EvalSettings(_Settings):
     """Evaluation settings (evaluators.settings.EvalSettings)."""
-    evals: list[str] = Field(["sampled", "gsm8k"], min_length=1,   # what the default objectives read
+    evals: list[str] = Field(["sampled", "gsm8k"], min_length=1, max_length=64,   # what the default objectives read
                              description=f"evaluations to run: {', '.join(EVALUATIONS)}")
-    splits: list[str] = Field(list(PAPER_EVAL_SPLITS), min_length=1, description=f"fidelity splits: {', '.join(EVAL_SPLITS)}")
+    splits: list[str] = Field(list(PAPER_EVAL_SPLITS), min_length=1, max_length=64, description=f"fidelity splits: {', '.join(EVAL_SPLITS)}")
     selection: Literal["selected", "full"] = Field("selected", description="the paper's selected prompts or the full grid")
     families: FamilyNames | None = Field(None, description="restrict the fidelity splits to these families")
     num_decimals: int = Field(5, ge=0, le=8)
@@ -94,18 +96,20 @@ class EvalSettings(_Settings):
     samples_per_prompt: int = Field(1000, ge=1, le=100_000, description="sampled fidelity")
     arithmetic_problems: int = Field(50, ge=1, le=100_000)
     seed: int = Field(0, ge=0, lt=2**32)
-    sample_max_tokens: int = Field(32, ge=1, description="a number longer than this is invalid anyway")
-    arithmetic_max_tokens: int = Field(256, ge=1)
-    openrandom_prompts: int | None = Field(None, ge=1, description="default: all 102")
-    openrandom_samples: int = Field(100, ge=1)
+    # *_max_tokens: the longest answer an evaluation reads is a GSM8K solution (~300 tokens); 32,768
+    # is more than any served context the sweeps use (max_model_len caps each request again)
+    sample_max_tokens: int = Field(32, ge=1, le=32_768, description="a number longer than this is invalid anyway")
+    arithmetic_max_tokens: int = Field(256, ge=1, le=32_768)
+    openrandom_prompts: int | None = Field(None, ge=1, le=102, description="default: all 102")
+    openrandom_samples: int = Field(100, ge=1, le=100_000)   # the paper draws 100
     top_p: float = Field(0.9, gt=0, le=1, description="nucleus of the first-token support size")
     gsm8k_items: int = Field(100, ge=2, le=1319, description="fixed GSM8K test items for the capability axis")
     gsm8k_shots: int = Field(0, ge=0, le=8, description="worked GSM8K train examples before each question")
     gsm8k_generate: bool = Field(False, description="also greedy accuracy (seconds per item on CPU)")
-    gsm8k_max_tokens: int = Field(256, ge=1)
-    mcq_questions: int = Field(1000, ge=1)
-    mcq_max_tokens: int = Field(160, ge=1)
-    chunk_size: int = Field(8, ge=1, description="prompts per request to the service")
+    gsm8k_max_tokens: int = Field(256, ge=1, le=32_768)
+    mcq_questions: int = Field(1000, ge=1, le=100_000)   # the paper asks 1,000
+    mcq_max_tokens: int = Field(160, ge=1, le=32_768)
+    chunk_size: int = Field(8, ge=1, le=4096, description="prompts per request to the service")
 
     @field_validator("evals")
     @classmethod

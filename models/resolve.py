@@ -77,8 +77,9 @@ def fetch_model(ref: str) -> str:
         return resolve_model(ref)
     from huggingface_hub import constants, snapshot_download
 
+    ref, revision = split_revision(ref)
     try:
-        return snapshot_download(ref, ignore_patterns=SKIPPED_HUB_FILES)
+        return snapshot_download(ref, revision=revision, ignore_patterns=SKIPPED_HUB_FILES)
     except Exception as err:   # offline, gated without HF_TOKEN, a typo: the hub's own message says which
         raise ModelNotFound(f"{ref!r} could not be fetched from the Hugging Face hub into "
                             f"{constants.HF_HUB_CACHE}: {type(err).__name__}: {err}") from None
@@ -99,10 +100,57 @@ def check_hub_model_offline(ref: str) -> None:
 
     if not is_hub_id(ref) or not constants.HF_HUB_OFFLINE:
         return
+    name, revision = split_revision(ref)
     try:
-        check_model_dir(Path(snapshot_download(ref, local_files_only=True)), ref)
+        check_model_dir(Path(snapshot_download(name, revision=revision, local_files_only=True)), ref)
     except ModelNotFound:
         raise
     except Exception:
         raise ModelNotFound(f"{ref!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
                             "HF_HUB_OFFLINE=1 forbids downloading it: check the name, or fetch it once online") from None
+
+
+# --- provenance: which weights and which code a trial ran -----------------------------------------
+
+def split_revision(ref: str) -> tuple[str, str | None]:
+    """`org/name@<commit sha or tag>` -> (org/name, revision); a hub id without @ -> (ref, None).
+    A spec pins a hub model by its commit this way (docs/security.md); local paths never carry one."""
+    if is_hub_id(ref.split("@", 1)[0]) and "@" in ref:
+        name, revision = ref.split("@", 1)
+        return name, revision or None
+    return ref, None
+
+
+def model_revision(path: str | Path) -> str:
+    """What a loaded model directory is, for its trials' records: the hub commit sha of a snapshot in
+    the Hugging Face cache (.../snapshots/<sha>), else `sha256:<hex>` over every file's relative path
+    and content (a local directory; it reads the weights once, about a second per GB)."""
+    import hashlib
+
+    path = Path(path).expanduser().resolve()
+    if path.parent.name == "snapshots" and len(path.name) == 40 and all(c in "0123456789abcdef" for c in path.name):
+        return path.name
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return f"sha256:{digest.hexdigest()}"
+
+
+def project_commit() -> str | None:
+    """The project's git commit (with "-dirty" when tracked files differ from it), or None outside a
+    git checkout: what a trial's record names as the code it ran."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha

@@ -61,14 +61,25 @@ class BaselineScoring:
         try:
             result = self.backend.evaluate(serve.get_app_handle(self.app_names[model.label]), self.evaluation,
                                            None, progress=f"base model {model.label}")
-        except Exception as err:
-            self.errors[model.label] = f"{type(err).__name__}: {err}"
-            self.store.save_baseline_error(model.label, self.errors[model.label])
-            print(f"error: base model {model.label} could not be scored: {self.errors[model.label]}", flush=True)
-            return
-        with self._save:
-            self.store.save_baseline_rows(model.label, result.rows)
-            self.store.save_baseline(model.label, {"model_ref": model.ref, "metrics": result.summary})
+            # saved inside the try: a failed save (ENOSPC, EIO, a read-only mount) is this base model's
+            # error too, recorded where its trials look, or they would wait for a baseline never written
+            with self._save:
+                self.store.save_baseline_rows(model.label, result.rows)
+                self.store.save_baseline(model.label, {"model_ref": model.ref, "metrics": result.summary})
+        except BaseException as err:   # any failure ends the wait of this model's trials
+            self._record_error(model.label, f"{type(err).__name__}: {err}")
+            if not isinstance(err, Exception):
+                raise
+
+    def _record_error(self, label: str, error: str) -> None:
+        self.errors[label] = error
+        print(f"error: base model {label} could not be scored: {error}", flush=True)
+        try:
+            self.store.save_baseline_error(label, error)
+        except Exception as err:   # the disk that refused the rows may refuse this too
+            print(f"error: could not record base model {label}'s error either ({type(err).__name__}: {err})",
+                  flush=True)
+            self.store.mark_baseline_failed(label)
 
     def wait(self) -> dict[str, str]:
         """Wait for every base model's score; return the errors of those that could not be scored."""

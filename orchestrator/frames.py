@@ -13,7 +13,10 @@ import pandas as pd
 from orchestrator.store import RunStore
 
 BASE_COLUMNS = ["key", "cell", "model", "model_ref", "method", "lr", "mix", "status"]
-TAIL_COLUMNS = ["adapter_dir", "train_wall_s", "eval_wall_s", "error"]
+# what each trial held (orchestrator.tracking.cost) and the planner's estimate beside it
+COST_COLUMNS = ["gpu_hours", "cpu_hours", "planned_gpu_hours", "dollars", "train_gpu_s", "train_cpu_s",
+                "eval_gpu_s", "eval_cpu_s"]
+TAIL_COLUMNS = ["adapter_dir", "train_wall_s", "eval_wall_s", *COST_COLUMNS, "error"]
 
 
 def spec_of(path):

@@ -136,3 +136,34 @@ def _from_config(path: Path) -> ModelShape:
     return ModelShape(weight_bytes / dtype_bytes / 1e9, text["num_hidden_layers"], text["hidden_size"], heads,
                       text.get("num_key_value_heads", heads), head_dim, text.get("vocab_size", 32000),
                       source=f"{path / 'config.json'} and weight files")
+
+
+# On-demand prices, USD per instance-hour, Linux, AWS us-east-1 / GCP us-central1, from the providers'
+# public price pages (aws.amazon.com/ec2/pricing/on-demand, cloud.google.com/compute/gpus-pricing) as
+# recorded in 2024 (AWS cut P4/P5 prices in June 2025: check before quoting dollars on those). Prices
+# change and differ by region: override a row for yours. A trial's dollars are its held GPU-hours
+# (CPU-hours on a node without GPUs) times this price divided by the instance's GPUs (vCPUs).
+PRICES_AS_OF = "2024, us-east-1 (AWS) / us-central1 (GCP), on-demand Linux"
+ON_DEMAND_USD_PER_HOUR: dict[str, float] = {
+    "g4dn.xlarge": 0.526, "g4dn.2xlarge": 0.752, "g4dn.4xlarge": 1.204, "g4dn.8xlarge": 2.176,
+    "g4dn.12xlarge": 3.912, "g4dn.16xlarge": 4.352, "g4dn.metal": 7.824,
+    "g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, "g5.8xlarge": 2.448, "g5.12xlarge": 5.672,
+    "g5.16xlarge": 4.096, "g5.24xlarge": 8.144, "g5.48xlarge": 16.288,
+    "g6.xlarge": 0.8048, "g6.2xlarge": 0.9776, "g6.4xlarge": 1.3232, "g6.8xlarge": 2.0144,
+    "g6.12xlarge": 4.6016, "g6.16xlarge": 3.3968, "g6.24xlarge": 6.6752, "g6.48xlarge": 13.3504,
+    "p3.2xlarge": 3.06, "p3.8xlarge": 12.24, "p3.16xlarge": 24.48,
+    "p4d.24xlarge": 32.7726, "p5.48xlarge": 98.32,
+    "m5.xlarge": 0.192, "m5.2xlarge": 0.384, "m5.4xlarge": 0.768, "m5.8xlarge": 1.536,
+    "a2-highgpu-1g": 3.6730, "a2-highgpu-8g": 29.3878, "g2-standard-4": 0.7068, "g2-standard-8": 0.8536,
+}
+
+
+def price_per_unit_hour(instance_type: str | None, gpus: int, cpus: float | None) -> tuple[float | None, str]:
+    """Dollars per GPU-hour (per vCPU-hour on an instance without GPUs) of `instance_type`, and which of
+    the two it is ("gpu" / "cpu"); (None, "") where the instance has no listed price."""
+    price = ON_DEMAND_USD_PER_HOUR.get(instance_type or "")
+    if price is None:
+        return None, ""
+    if gpus:
+        return price / gpus, "gpu"
+    return (price / cpus, "cpu") if cpus else (None, "")

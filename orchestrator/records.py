@@ -26,6 +26,8 @@ class TrialRecord(BaseModel):
     mix: float
     optuna_number: int              # the Optuna trial it ran as (last); a rerun keeps its key
     seed: int | None = None         # the trial's training seed (None in records of older versions)
+    model_revision: str | None = None   # what the model was: a hub commit sha or sha256 of a local directory
+    code_commit: str | None = None      # the project's git commit ("-dirty" when tracked files differed)
     status: Status = "running"
     started_at: float = Field(default_factory=time.time)
     finished_at: float | None = None
@@ -38,6 +40,17 @@ class TrialRecord(BaseModel):
     eval_wall_s: float | None = None
     error: str | None = None
     traceback: str | None = None
+    # What the trial held (orchestrator.tracking.cost; written by the sweep once the trial ends): GPU- and
+    # CPU-seconds while training and while scored, their sums in hours, the planner's estimate of its
+    # GPU-hours (`--plan`; None where nothing was planned) and dollars (None where no price is known).
+    train_gpu_s: float | None = None
+    train_cpu_s: float | None = None
+    eval_gpu_s: float | None = None
+    eval_cpu_s: float | None = None
+    gpu_hours: float | None = None
+    cpu_hours: float | None = None
+    planned_gpu_hours: float | None = None
+    dollars: float | None = None
 
     @property
     def finished(self) -> bool:

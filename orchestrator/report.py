@@ -50,6 +50,7 @@ def write_report(run_dir: str | Path, state: str | None = None) -> pd.DataFrame:
         base = base_point(spec.objectives[:2], bases.get(m.label))
         sections.append(_cell_section(out, spec, cell, done, front[front["cell"] == cell], objectives, base))
     sections.append(paper_section(frames.paper_table(run_dir)))
+    sections.append(_cost_section(run_dir, spec))
     page = _page(spec, run_dir, state or frames.sweep_state(run_dir), frames.progress(run_dir), sections,
                  all_trials, [n for n, _ in objectives])
     (out / "index.html").write_text(page)
@@ -317,6 +318,21 @@ def _page(spec, run_dir: Path, state: str, progress: pd.DataFrame, sections: lis
             f"<body><h1>{title}</h1><p class=meta>{meta}</p>{_table(shown, 'progress')}{''.join(sections)}"
             f"<section><h2>All trials</h2><p class=note>Click a column to sort.</p>"
             f"{_table(all_trials[columns], 'trials')}</section><script>{SORT_SCRIPT}</script></body></html>")
+
+
+def _cost_section(run_dir: Path, spec) -> str:
+    """Per cell and in total: the GPU-hours and CPU-hours its ended trials held, the planner's estimate
+    for the same trials, and dollars (orchestrator.tracking.cost)."""
+    from orchestrator.gpu_catalog import PRICES_AS_OF
+    from orchestrator.tracking.cost import cost_table
+
+    table = cost_table(frames.trials(run_dir)).rename(columns={"gpu_hours": "GPU-hours held", "planned_gpu_hours": "GPU-hours planned",
+                                           "cpu_hours": "CPU-hours held", "dollars": "dollars"})
+    budget = f" Budget: {html.escape(spec.budget.describe())}." if getattr(spec, "budget", None) else ""
+    return (f"<section><h2>Cost</h2><p class=note>What the trials held while training and while scored "
+            f"(resources x time held); planned: the planner's estimate (--plan) for the same trials; dollars at "
+            f"on-demand prices ({html.escape(PRICES_AS_OF)}) where the node type's instance has one.{budget}</p>"
+            f"{_table(table, 'cost')}</section>")
 
 
 def format_front(front: pd.DataFrame, objectives: list, baselines: pd.DataFrame | None = None) -> str:

@@ -20,7 +20,11 @@ Columns of `trials` (and `pareto`, which adds none):
     (`<objective>_se`, NaN where the metric has none),
     one column per evaluation metric (e.g. "fidelity/tv", "fidelity/w1_rel", "arithmetic/flexible_acc"),
     "train/<metric>" for training metrics (e.g. train/loss, train/replay_fraction),
-    adapter_dir, train_wall_s, eval_wall_s, error.
+    adapter_dir, train_wall_s, eval_wall_s,
+    gpu_hours, cpu_hours (what the trial held, training and scored), planned_gpu_hours (the planner's
+    estimate, `--plan`), dollars, train_gpu_s, train_cpu_s, eval_gpu_s, eval_cpu_s (orchestrator.tracking.cost),
+    error.
+`costs` has one row per cell and a "total" row: trials, gpu_hours, planned_gpu_hours, cpu_hours, dollars.
 `baselines` has model, model_ref and the same evaluation-metric columns.
 `paper_table` has cell, split, trial ("base model" or a front trial's key), lr, mix and the paper's
 metrics each beside its standard error: w1, valid_rate, support_violation_rate, mean_error,
@@ -34,7 +38,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from orchestrator.frames import (PAPER_COLUMNS, PAPER_METRICS, PROGRESS_COLUMNS, baselines, duration, paper_table,
@@ -43,7 +46,7 @@ from orchestrator.store import jsonable
 
 __all__ = ["trials", "pareto", "pareto_mask", "baselines", "progress", "sweep_state", "duration", "summary",
            "summary_frame", "format_summary", "PROGRESS_COLUMNS", "paper_table", "format_paper", "trial_rows",
-           "PAPER_METRICS", "PAPER_COLUMNS"]
+           "PAPER_METRICS", "PAPER_COLUMNS", "costs", "trial_costs", "format_costs"]
 
 # how the paper's tables head each metric
 PAPER_HEADERS = {"w1": "W1", "valid_rate": "valid", "support_violation_rate": "support viol.",
@@ -62,6 +65,30 @@ def summary(path: str | Path) -> dict:
     total_eta = cells["eta_s"].sum(min_count=1) / max(1, running)
     return {"run_dir": str(Path(path).expanduser().resolve()), "sweep": spec.name, "state": sweep_state(path),
             "objectives": names, "eta_s": jsonable(total_eta), "cells": out}
+
+
+def costs(path: str | Path) -> pd.DataFrame:
+    """One row per cell and a last row "total": the trials that ended (done or failed), the GPU-hours and
+    CPU-hours they held, the GPU-hours the planner estimated for the same trials (NaN where it planned
+    none: the embedded cluster) and their dollars (NaN where no instance price is known)."""
+    from orchestrator.tracking.cost import cost_table
+
+    return cost_table(trials(path))
+
+
+def trial_costs(path: str | Path) -> list[dict]:
+    """Every trial's held GPU- and CPU-hours beside the planner's estimate and its dollars."""
+    frame = trials(path)
+    shown = ["key", "cell", "status", "gpu_hours", "cpu_hours", "planned_gpu_hours", "dollars"]
+    return jsonable(frame[[c for c in shown if c in frame]].to_dict("records"))
+
+
+def format_costs(frame: pd.DataFrame) -> str:
+    """The cost table as the terminal shows it ("-" where nothing was planned or priced)."""
+    shown = frame.rename(columns={"gpu_hours": "GPU-h held", "planned_gpu_hours": "GPU-h planned",
+                                  "cpu_hours": "CPU-h held"})
+    return ("Cost (held: resources x time held; planned: the planner's estimate for the same trials):\n"
+            + shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
 
 
 def format_summary(data: dict) -> str:
@@ -146,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
+        cost = costs(args.run_dir)
+        data = {**data, "cost": jsonable(cost.to_dict("records")), "trials": trial_costs(args.run_dir)}
         print(json.dumps(data, indent=1))
     elif args.csv:
         summary_frame(data).to_csv(sys.stdout, index=False)
@@ -156,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(Path(args.run_dir).expanduser().resolve() / "pareto" / "index.html")
     else:
         print(format_summary(data))
+        print("\n" + format_costs(costs(args.run_dir)))
     return 0
 
 

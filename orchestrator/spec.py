@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_serializer,
+from pydantic import (AfterValidator, BaseModel, Field, ValidationError, field_serializer,
                       field_validator, model_validator)
 
 from cft.cli import format_errors
@@ -24,6 +24,9 @@ from cft.prompts import ChatOptions
 from evaluators.registry import EVALUATIONS
 from evaluators.settings import EngineOptions, EvalSettings, EvaluationConfig
 from models.resolve import ALIASES, looks_like_path
+from orchestrator.spec_sections import BudgetSpec, Strict, TrackingSpec  # noqa: F401 (part of the spec)
+from orchestrator.spec_limits import (SPEC_MAX_BYTES, SPEC_MAX_DEPTH, check_spec_size, redact_url,  # noqa: F401
+                                      storage_url)
 from trainers.config import Method, TrainConfig
 
 # Set per trial by the sweep (from models, methods, search, seed), so a spec's training section
@@ -31,10 +34,6 @@ from trainers.config import Method, TrainConfig
 TRIAL_FIELDS = ("model", "method", "lr", "mix", "seed", "chat")
 SWEEP_EVAL_FIELDS = ("seed",)
 SET_BY_SWEEP = {"training": TRIAL_FIELDS, "evaluation": SWEEP_EVAL_FIELDS}
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class KnownObjective(BaseModel):
@@ -66,7 +65,7 @@ LEGACY_METRICS = {"calibration_error": "fidelity/tv", "capability_loss": "arithm
 class Objective(Strict):
     """One objective: a summary metric of the evaluation, its direction, and whether its value is
     measured against the base model (base - tuned). Known names fill in the rest."""
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
     metric: str | None = Field(None, description="evaluation summary metric, e.g. fidelity/kl")
     direction: Literal["min", "max"] | None = None
     relative_to_base: bool | None = None
@@ -136,9 +135,17 @@ def check_storage(storage: str) -> str:
     return storage
 
 
+# A model label names files and directories (records, adapters, checkpoints, Ray job and Serve app
+# names): 64 characters leaves room for "<label>-<method>-<number>.json.unreadable" in 255-byte names.
+# The longest hub id among the paper's models (meta-llama/Llama-3.1-8B-Instruct) has 32.
+MAX_LABEL = 64
+MAX_REF = 512   # a hub id ("org/name", at most 96 each on the Hub) or a local path
+
+
 class ModelSpec(Strict):
-    ref: str = Field(min_length=1, description="alias (tiny, smollm2-135m-instruct), local path or hub id")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+    ref: str = Field(min_length=1, max_length=MAX_REF,
+                     description="alias (tiny, smollm2-135m-instruct), local path or hub id")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=MAX_LABEL,
                              description="short name used in results and paths; default derived from ref")
     chat: ChatOptions = ChatOptions()
     training: Overrides = {}
@@ -151,6 +158,17 @@ class ModelSpec(Strict):
         if ref not in ALIASES and looks_like_path(ref) and not Path(ref).expanduser().is_dir():
             raise ValueError(f"model path {ref!r} does not exist")
         return ref
+
+    @model_validator(mode="after")
+    def _usable_label(self):
+        label = self.label
+        if not label:
+            raise ValueError(f"name: ref {self.ref!r} gives no usable name (it names no file or model); give "
+                             "the model a `name`")
+        if len(label) > MAX_LABEL:
+            raise ValueError(f"name: the name derived from ref is {len(label)} characters; names the sweep "
+                             f"writes as paths are at most {MAX_LABEL}: give the model a shorter `name`")
+        return self
 
     @property
     def label(self) -> str:
@@ -203,20 +221,25 @@ class SearchSpec(Strict):
 
 
 class SweepSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-    storage: str = "results"
-    ray_address: str | None = None
-    models: list[ModelSpec] = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=MAX_LABEL)
+    # list and string bounds: the paper's sweep has 6 models, 2 objectives and paths of ~100 characters
+    storage: str = Field("results", min_length=1, max_length=1024)
+    ray_address: str | None = Field(None, max_length=1024)
+    models: list[ModelSpec] = Field(min_length=1, max_length=64)
     methods: dict[Method, Overrides | None] = Field({"soft": {}, "hard": {}}, min_length=1,
                                                     description="methods to run, each with its overrides")
     search: SearchSpec = SearchSpec()
-    objectives: list[Objective] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES), min_length=1)
+    objectives: list[Objective] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES), min_length=1, max_length=16)
     trials_per_cell: int = Field(8, ge=1, le=10_000)
     max_concurrent_trials: int | None = Field(None, ge=1, le=10_000)
     training: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
-    optuna_storage: str | None = Field(None, description="database URL; default: SQLite under the storage path")
+    optuna_storage: str | None = Field(None, max_length=4096, description="database URL; default: SQLite under "
+                                       "the storage path. Never write its password here: ${VAR} is read from the "
+                                       "environment (docs/security.md)")
     seed: int = Field(0, ge=0, lt=2**31)
+    tracking: TrackingSpec = TrackingSpec()
+    budget: BudgetSpec | None = None
 
     @field_validator("storage")
     @classmethod
@@ -237,6 +260,12 @@ class SweepSpec(Strict):
     @classmethod
     def _sections(cls, section, info):
         return _reject_trial_fields(section, SET_BY_SWEEP[info.field_name]) if isinstance(section, dict) else section
+
+    @field_serializer("optuna_storage")
+    def _redacted_storage(self, url: str | None):
+        """spec.json and every dump hold the URL without its password (a resumed sweep compares
+        redacted with redacted); the sweep opens the spec's own value (storage_url)."""
+        return redact_url(url)
 
     @field_serializer("training", "evaluation")
     def _dump_sections(self, section: BaseModel, info):
@@ -324,6 +353,10 @@ def parse_spec(data: dict, source: str = "spec") -> SweepSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the top level must be a mapping of fields, got {type(data).__name__}")
     try:
+        check_spec_size(data, source)
+    except ValueError as err:
+        raise SpecError(str(err)) from None
+    try:
         return SweepSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(f"{source}: invalid sweep spec\n{_format(err)}") from None
@@ -333,9 +366,16 @@ def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such sweep spec")
+    if path.stat().st_size > SPEC_MAX_BYTES:
+        raise SpecError(f"{path}: {path.stat().st_size} bytes; a sweep spec is at most {SPEC_MAX_BYTES}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
+    except RecursionError:   # the YAML parser recurses once per nesting level
+        raise SpecError(f"{path}: nested deeper than the YAML parser can read (a spec needs {SPEC_MAX_DEPTH} "
+                        "levels at most)") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     return parse_spec(data, str(path))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -26,14 +27,64 @@ from orchestrator.records import TrialRecord
 
 UNREADABLE = (ValueError, ValidationError, UnicodeDecodeError)   # json.JSONDecodeError is a ValueError
 
+# A trial key or model label as it names files: what cells.trial_key makes of a validated model label
+# and method. No "/", no leading "." (so never "." or ".."), and short enough for any filesystem's
+# 255-byte names with the ".json.unreadable" suffix and the trainer's own subdirectories beside it.
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 
-def write_json(path: str | Path, data) -> None:
+
+class UnsafePath(ValueError):
+    """A path the sweep would write lies outside its run directory, or a name is no valid key."""
+
+
+def check_key(key: str, what: str = "trial key") -> str:
+    """`key` itself, if it is safe as one path component (KEY_PATTERN); else UnsafePath."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise UnsafePath(f"{what} {str(key)[:80]!r} is not a valid name (letters, digits, '_', '.', '-'; "
+                         "not starting with '.'; at most 200 characters)")
+    return key
+
+
+def write_bytes_atomic(path: str | Path, body: bytes) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, flushed to disk, then renamed over
+    it, and the directory entry synced. A failed write (ENOSPC, EIO) leaves neither a partial file nor
+    a stray .tmp, and the old file stays as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(jsonable(data), f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_os():
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_json(path: str | Path, data) -> None:
+    write_bytes_atomic(path, json.dumps(jsonable(data), indent=1, sort_keys=True).encode())
+
+
+class _suppress_os:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        return exc_type is not None and issubclass(exc_type, OSError)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (a crash after it keeps the new file); not every filesystem allows it."""
+    with _suppress_os():
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_json(path: str | Path, default=None):
@@ -68,11 +119,19 @@ class RunStore:
     def trials_dir(self) -> Path:
         return self.root / "trials"
 
+    def inside(self, path: str | Path) -> Path:
+        """`path`, resolved, if it lies under the run directory (symlinks followed); else UnsafePath.
+        Every path built from a key or label passes here before anything is written to it."""
+        resolved = Path(path).expanduser().resolve()
+        if resolved != self.root and self.root not in resolved.parents:
+            raise UnsafePath(f"{path} lies outside the run directory {self.root}; refusing to write it")
+        return resolved
+
     def trial_path(self, key: str) -> Path:
-        return self.trials_dir / f"{key}.json"
+        return self.inside(self.trials_dir / f"{check_key(key)}.json")
 
     def adapter_dir(self, key: str) -> Path:
-        return self.root / "adapters" / key
+        return self.inside(self.root / "adapters" / check_key(key))
 
     def optuna_url(self) -> str:
         return f"sqlite:///{self.root / 'optuna.db'}"
@@ -80,7 +139,7 @@ class RunStore:
     def read_trial(self, key: str) -> TrialRecord | None:
         """The trial's record, or None if it has none or an unreadable one."""
         try:
-            return TrialRecord.model_validate_json(self.trial_path(key).read_bytes())
+            return _load_record(self.trial_path(key))
         except (FileNotFoundError, *UNREADABLE):
             return None
 
@@ -105,15 +164,15 @@ class RunStore:
 
     def _trial_rows_path(self, key: str) -> Path:
         # a folder of its own: trial_records reads every trials/*.json as a record
-        return self.trials_dir / "rows" / f"{key}.rows.json"
+        return self.inside(self.trials_dir / "rows" / f"{check_key(key)}.rows.json")
 
     def trial_records(self) -> list[TrialRecord]:
-        """Every readable record; an unreadable one (truncated, not JSON, not a record) is named in a
-        warning and skipped, so one bad file never hides the others."""
+        """Every readable record; an unreadable one (truncated, not JSON, not a record, or naming another
+        key than its file name) is named in a warning and skipped, so one bad file never hides the others."""
         records = []
         for path in self._trial_files():
             try:
-                records.append(TrialRecord.model_validate_json(path.read_bytes()))
+                records.append(_load_record(path))
             except UNREADABLE as err:
                 warnings.warn(f"skipping unreadable trial record {path}: {_reason(err)}", stacklevel=2)
         return records
@@ -123,13 +182,24 @@ class RunStore:
         bad = {}
         for path in self._trial_files():
             try:
-                TrialRecord.model_validate_json(path.read_bytes())
+                _load_record(path)
             except UNREADABLE as err:
                 bad[path.stem] = _reason(err)
         return bad
 
     def _trial_files(self) -> list[Path]:
-        return sorted(self.trials_dir.glob("*.json")) if self.trials_dir.exists() else []
+        """The record files whose names are valid keys (paths derive from file names, never from what a
+        file says); any other file under trials/ is named in a warning and left alone."""
+        if not self.trials_dir.exists():
+            return []
+        files = []
+        for path in sorted(self.trials_dir.glob("*.json")):
+            if KEY_PATTERN.match(path.stem) and not path.is_symlink() and path.is_file():
+                files.append(path)
+            else:
+                warnings.warn(f"ignoring {path}: not a trial record (its name is no valid trial key, or it is "
+                              "a link or not a file)", stacklevel=3)
+        return files
 
     def has_results(self) -> bool:
         """Whether anything beyond the spec was written: a trial record or a baseline."""
@@ -176,7 +246,7 @@ class RunStore:
         write_json(self._baseline_rows_path(model_label), rows)
 
     def _baseline_rows_path(self, model_label: str) -> Path:
-        return self.root / "baselines" / f"{model_label}.rows.json"
+        return self.inside(self.root / "baselines" / f"{check_key(model_label, 'model label')}.rows.json")
 
     def save_baseline(self, model_label: str, entry: dict) -> None:
         data = self.baselines()
@@ -185,19 +255,30 @@ class RunStore:
 
     def baseline_error(self, model_label: str) -> str | None:
         """Why the base model could not be scored in this run, or None."""
+        path = self._baseline_error_path(model_label)
         try:
-            return read_json(self._baseline_error_path(model_label), {}).get("error")
+            if path.exists() and path.stat().st_size == 0:   # mark_baseline_failed: not even the error fit
+                return "its scores could not be saved, nor its error (is the run directory's disk full?)"
+            return read_json(path, {}).get("error")
         except (*UNREADABLE, AttributeError):   # AttributeError: JSON that is not a mapping
             return "its error file is unreadable"
 
     def save_baseline_error(self, model_label: str, error: str) -> None:
         write_json(self._baseline_error_path(model_label), {"error": error})
 
+    def mark_baseline_failed(self, model_label: str) -> None:
+        """The last resort where save_baseline_error failed (a full disk): an empty error file, which
+        takes no data blocks, so the base model's trials still stop waiting. Best effort."""
+        with _suppress_os():
+            path = self._baseline_error_path(model_label)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644))
+
     def clear_baseline_error(self, model_label: str) -> None:
         self._baseline_error_path(model_label).unlink(missing_ok=True)
 
     def _baseline_error_path(self, model_label: str) -> Path:
-        return self.root / "baselines" / f"{model_label}.error.json"
+        return self.inside(self.root / "baselines" / f"{check_key(model_label, 'model label')}.error.json")
 
     def wait_for_baseline(self, model_label: str, poll_s: float = 1.0) -> dict:
         """The base model's saved metrics, waiting while it is scored (beside the first trials:
@@ -211,6 +292,26 @@ class RunStore:
                 raise BaselineUnavailable(f"base model {model_label} could not be scored ({error}); resuming the "
                                           "sweep scores it again")
             time.sleep(poll_s)
+
+
+def aside_path(path: str | Path, suffix: str = ".unreadable") -> Path:
+    """A free name beside `path` to keep a bad file under: `<name><suffix>`, else `<name><suffix>.1`, ...,
+    so a second bad file never overwrites the first one's kept copy."""
+    path = Path(path)
+    candidate, n = path.with_name(f"{path.name}{suffix}"), 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}{suffix}.{n}")
+    return candidate
+
+
+def _load_record(path: Path) -> TrialRecord:
+    """The record in `path`; ValueError if it names a key other than its file's (a planted or copied
+    record must not steer where a rerun writes: paths derive from file names)."""
+    record = TrialRecord.model_validate_json(path.read_bytes())
+    if record.key != path.stem:
+        raise ValueError(f"its key {record.key[:80]!r} is not its file name {path.stem!r}")
+    return record
 
 
 def _reason(err: Exception) -> str:

@@ -10,7 +10,8 @@ Rerunning the same spec and storage (or passing --resume) continues an interrupt
 trials are kept, an interrupted one runs again under its key (resuming its last training checkpoint),
 and every cell ends with its planned trial count.
 
-Exit status: 0 when every trial finished, 1 when a trial failed (its record holds the error) or a base
+Exit status: 0 when every trial finished (or the spec's `budget:` stopped the sweep: it names the budget
+and the trials not run), 1 when a trial failed (its record holds the error) or a base
 model could not be scored (baselines/<model>.error.json holds it), 2 for a bad spec or setting (refused
 before Ray starts and before anything is written) or a run directory in use by another sweep, 130 /
 143 when stopped by SIGINT / SIGTERM (no report is written; the command to resume is printed).
@@ -69,9 +70,13 @@ def prepare_run_dir(spec: SweepSpec, resume: bool) -> RunStore:
     if old is None and resume:
         raise SpecError(f"--resume: nothing to resume at {store.root}")
     if old is not None:
-        where = {"storage", "ray_address"}   # where a sweep runs, not what it is: a moved run resumes
+        # where a sweep runs, what it may spend and where it reports, not what it is: a moved run resumes,
+        # and so does one given a larger budget or another tracker
+        where = {"storage", "ray_address", "budget", "tracking"}
         before, now = old.model_dump(exclude=where), spec.model_dump(exclude=where)
         if before == now:
+            if any(old.model_dump(include={k}) != spec.model_dump(include={k}) for k in ("budget", "tracking")):
+                write_json(store.root / "spec.json", spec.model_dump(mode="json"))   # the budget in force
             return store
         diff = sorted(k for k in now if before.get(k) != now[k])
         if store.has_results():
@@ -94,11 +99,14 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
     from orchestrator.preflight import PreflightError, check_sweep
     from orchestrator.spec import SpecError
     from orchestrator.store import RunStore
+    from orchestrator.tracking import check_installed
+    from orchestrator.tracking.callback import open_tracking
 
     try:
         check_sweep(spec, address)
     except PreflightError as err:
         raise SpecError(str(err)) from None
+    check_installed(spec)
     if interruption:
         interruption.install()
     parts, backend = slice_spec(spec), backend or RayBackend()
@@ -109,14 +117,24 @@ def run(spec: SweepSpec, address: str | None = None, resume: bool = False, clust
         model_paths = backend.model_paths(parts.trials.model_refs)   # hub models are downloaded once, here
         store = prepare_run_dir(spec, resume)
         t0 = time.time()
-        errors = run_on_ray(parts, store, model_paths, backend, address or spec.ray_address or
-                            os.environ.get("RAY_ADDRESS"), cluster_yaml, interruption)
-    return finish(store, parts.study.objectives, t0, errors)
+        tracking = open_tracking(spec, store, parts)
+        try:
+            errors, over_budget = run_on_ray(parts, store, model_paths, backend, address or spec.ray_address or
+                                             os.environ.get("RAY_ADDRESS"), cluster_yaml, interruption, tracking,
+                                             spec.budget)
+        except BaseException:
+            tracking.close_sweep(finished=False)
+            raise
+        result = finish(store, parts.study.objectives, t0, errors, over_budget)
+        tracking.close_sweep(finished=True)
+    return result
 
 
 def run_on_ray(parts: SweepParts, store: RunStore, model_paths: dict[str, str], backend: TrialBackend,
-               address: str | None, cluster_yaml: str | None, interruption: Interruption | None) -> dict[str, str]:
-    """Connect, start the scorer apps, score the base models and run Tune; the base models' errors."""
+               address: str | None, cluster_yaml: str | None, interruption: Interruption | None,
+               tracking=None, budget=None) -> tuple[dict[str, str], str | None]:
+    """Connect, start the scorer apps, score the base models and run Tune; the base models' errors and
+    why the budget stopped the sweep (None if it did not)."""
     from orchestrator import cluster
     from orchestrator.baselines import BaselineScoring, scores_before_trials
     from orchestrator.scorer_apps import start_scorers, stop_scorers
@@ -131,13 +149,14 @@ def run_on_ray(parts: SweepParts, store: RunStore, model_paths: dict[str, str], 
             with BaselineScoring(parts.scorers, parts.trials.evaluation, store, app_names, backend) as baselines:
                 if scores_before_trials(cluster_gpus()):
                     baselines.wait()
-                run_tune(parts, store, model_paths, app_names, interruption, baselines.errors.keys, backend)
+                over_budget = run_tune(parts, store, model_paths, app_names, interruption, baselines.errors.keys,
+                                       backend, tracking, budget)
         finally:  # free the replicas' resources for whatever runs next on this cluster
             stop_scorers(app_names)
     except SweepInterrupted:
         mark_interrupted(store, interruption.at if interruption else None)
         raise
-    return baselines.errors
+    return baselines.errors, over_budget
 
 
 def cluster_gpus() -> float:
@@ -146,13 +165,16 @@ def cluster_gpus() -> float:
     return ray.cluster_resources().get("GPU", 0)
 
 
-def finish(store: RunStore, objectives: list, t0: float, errors: dict[str, str]):
+def finish(store: RunStore, objectives: list, t0: float, errors: dict[str, str], over_budget: str | None = None):
     """Write the report, print the fronts and what failed; the sweep's (front, failed, errors)."""
     from orchestrator.report import format_front, write_report
     from orchestrator.results import baselines
 
-    front = write_report(store.root, state="finished")
-    print(f"\nSweep {store.root.name!r} finished in {time.time() - t0:.0f} s; results in {store.root}")
+    front = write_report(store.root, state="stopped by its budget" if over_budget else "finished")
+    print(f"\nSweep {store.root.name!r} {'stopped' if over_budget else 'finished'} in {time.time() - t0:.0f} s; "
+          f"results in {store.root}")
+    if over_budget:
+        print(budget_note(store, over_budget), flush=True)
     print(f"Pareto front per cell ({store.root / 'pareto'}):\n"
           f"{format_front(front, objectives, baselines(store.root))}")
     failed = [r for r in store.trial_records() if r.status == "error"]
@@ -162,6 +184,16 @@ def finish(store: RunStore, objectives: list, t0: float, errors: dict[str, str])
         print(f"base model {label} could not be scored: {error}; its cells' remaining trials did not start "
               "(resume to score it again and run them)", file=sys.stderr)
     return front, failed, errors
+
+
+def budget_note(store: RunStore, why: str) -> str:
+    """What the budget left undone, per cell, and how to go on."""
+    from orchestrator.frames import progress
+
+    cells = progress(store.root)
+    undone = [f"{r.cell}: {r.planned - r.done - r.failed}" for r in cells.itertuples() if r.planned - r.done - r.failed]
+    return (f"Stopped by the budget: {why}. Not run: {sum(int(x.rsplit(': ', 1)[1]) for x in undone)} trial(s) "
+            f"({', '.join(undone) or 'none'}). Raise `budget:` in the spec and rerun with --resume to go on.")
 
 
 def mark_interrupted(store, since: float | None) -> list[str]:
@@ -217,6 +249,9 @@ def main(argv: list[str] | None = None, backend: TrialBackend | None = None) -> 
         if args.storage:
             spec = spec.model_copy(update={"storage": _checked_storage(args.storage)})
         if args.validate:
+            from orchestrator.tracking import check_installed
+
+            check_installed(spec)
             print(f"{args.spec}: valid ({len(spec.cells)} cells x {spec.trials_per_cell} trials)")
             return 0
         if args.plan:

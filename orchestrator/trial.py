@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.backend import RayBackend, TrialBackend
 from orchestrator.messages import Evaluation, TrainedReport, TrialConfig
@@ -29,6 +29,8 @@ class TrialContext:
     model_paths: dict[str, str]   # model label -> resolved path
     app_names: dict[str, str]     # model label -> scorer app name
     backend: TrialBackend = RayBackend()
+    model_revisions: dict[str, str] = field(default_factory=dict)   # model label -> commit sha or content hash
+    code_commit: str | None = None   # the project's git commit the sweep runs
 
 
 def train_config(settings: TrialSettings, trial: TrialConfig, model_path: str):
@@ -48,7 +50,8 @@ def run_trial(config: dict, context: TrialContext) -> None:
         return
     record = TrialRecord(key=trial.key, cell=trial.cell, model=trial.model,
                          model_ref=context.settings.model_refs[trial.model], method=trial.method, lr=trial.lr,
-                         mix=trial.mix, optuna_number=trial.optuna_number, seed=trial.seed)
+                         mix=trial.mix, optuna_number=trial.optuna_number, seed=trial.seed,
+                         model_revision=context.model_revisions.get(trial.model), code_commit=context.code_commit)
     store.write_trial(record)
     try:
         record = train_and_score(context, store, trial, record)

@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Collection
 
+import optuna
 from ray.tune import Callback
 
 from orchestrator import progress
@@ -26,7 +27,10 @@ from orchestrator.scheduling.admission import GpuAdmission
 from orchestrator.scorer_apps import ReplicasUp
 from orchestrator.search import CellSearcher, CellStudies, Rerun
 from orchestrator.spec import SpecError
-from orchestrator.store import RunStore
+from orchestrator.spec_sections import BudgetSpec
+from orchestrator.store import RunStore, aside_path
+from orchestrator.tracking.budget import Budget
+from orchestrator.tracking.callback import SweepTracking, TrackingCallback
 from orchestrator.trial import TrialContext, run_trial
 
 
@@ -59,17 +63,31 @@ def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> Ce
     studies rebuilt from the records by settle_trials)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from orchestrator.spec import redact_url, storage_url
+
+    if study.optuna_storage:
+        try:
+            storage_url(study.optuna_storage)
+        except ValueError as err:
+            raise SpecError(f"optuna_storage: {err}") from None
     def studies():
-        return CellStudies(study.name, cells, [o.direction for o in study.objectives],
-                           study.optuna_storage or store.optuna_url(), study.sampler, study.seed,
-                           study.trials_per_cell, study.lr, study.mix)
+        url = _SpecStorage(study.optuna_storage) if study.optuna_storage else store.optuna_url()
+        return CellStudies(study.name, cells, [o.direction for o in study.objectives], url, study.sampler,
+                           study.seed, study.trials_per_cell, study.lr, study.mix)
 
     try:
         return studies()
     except SQLAlchemyError as err:
-        reason = f"{type(err).__name__}: {str(err).splitlines()[0]}"
-        if study.optuna_storage:
-            raise SpecError(f"optuna_storage: cannot open {study.optuna_storage} ({reason})") from None
+        secret = storage_url(study.optuna_storage) if study.optuna_storage else None
+        first = str(err).splitlines()[0] if str(err).strip() else ""
+        if secret:   # a driver's message may quote the URL it was given
+            first = first.replace(secret, redact_url(secret) or "")
+        reason = redact_url(f"{type(err).__name__}: {first}")
+        if study.optuna_storage:   # a shared database is never moved or rebuilt by the sweep
+            raise SpecError(f"optuna_storage: cannot open {redact_url(study.optuna_storage)} ({reason})") from None
+        if _transient(err):   # a busy database is no corrupt one: nothing is moved aside
+            raise SpecError(f"{store.root / 'optuna.db'} is busy ({reason}); another process holds it: try again "
+                            "when it is done") from None
         db = store.root / "optuna.db"
         aside = db.with_name(f"optuna.db.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
         for suffix in ("", "-journal", "-wal", "-shm"):
@@ -80,12 +98,45 @@ def open_studies(study: StudySettings, store: RunStore, cells: list[Cell]) -> Ce
         return studies()
 
 
+class SpecStorage(optuna.storages.RDBStorage):
+    """A spec's optuna_storage, opened with ${VAR} read from the environment, and pickled (Tune keeps its
+    searcher, which holds the studies, in tuner.pkl) as the spec wrote it: a password given as ${VAR}
+    never reaches Tune's files."""
+
+    def __init__(self, template: str):
+        from orchestrator.spec import storage_url
+
+        self.template = template
+        super().__init__(storage_url(template))
+
+    def __getstate__(self):
+        return super().__getstate__() | {"url": self.template}
+
+    def __setstate__(self, state):
+        from orchestrator.spec import storage_url
+
+        super().__setstate__(state | {"url": storage_url(state["template"])})
+
+
+_SpecStorage = SpecStorage
+
+
+def _transient(err) -> bool:
+    """Whether an SQLAlchemy error says the database is busy or unreachable, not corrupt."""
+    from sqlalchemy.exc import OperationalError
+
+    text = str(err).lower()
+    return isinstance(err, OperationalError) and any(
+        s in text for s in ("database is locked", "database table is locked", "busy", "timeout", "timed out",
+                            "could not connect", "connection refused", "unable to open database file"))
+
+
 def recover_unreadable_records(study: StudySettings, store: RunStore, studies: CellStudies, cells: list[Cell]) -> None:
     """A truncated or corrupt record is kept beside as `<key>.json.unreadable` and, where its study still
     has the trial's parameters, replaced by an "interrupted" record so the trial runs again."""
     for key, reason in store.unreadable_trials().items():
         path = store.trial_path(key)
-        aside = path.with_name(f"{path.name}.unreadable")
+        aside = aside_path(path)   # a second bad record never overwrites the first one's kept copy
         os.replace(path, aside)
         cell, number = _cell_of(key, cells), key_number(key)
         trials = studies.studies[cell].get_trials(deepcopy=False) if cell else []
@@ -122,32 +173,71 @@ def taken_keys(store: RunStore) -> set[str]:
 
 
 def run_tune(parts: SweepParts, store: RunStore, model_paths, app_names, interruption=None,
-             unscorable: Callable[[], Collection[str]] = set, backend: TrialBackend = RayBackend()) -> None:
+             unscorable: Callable[[], Collection[str]] = set, backend: TrialBackend = RayBackend(),
+             tracking: SweepTracking | None = None, budget: BudgetSpec | None = None) -> str | None:
     """`unscorable` names the models whose base model could not be scored: no more of their trials
-    start (orchestrator.baselines)."""
+    start (orchestrator.baselines). `tracking` costs every trial and logs it to the spec's trackers;
+    `budget` (the spec's) stops starting trials once the next one would cross it. Returns why the
+    budget stopped the sweep, or None."""
     from orchestrator.interrupt import Interruption
+    from orchestrator.tracking.cost import SweepCosts
 
     interruption = interruption or Interruption()
+    plan = plan_in_use(parts.demand)
+    tracking = tracking or SweepTracking([], store, parts, SweepCosts(parts, plan))
+    tracking.costs.plan = plan   # known now that Ray is joined (orchestrator.cluster.connect)
     studies, remaining, reruns = settle_trials(parts.study, store)
     total = sum(remaining.values())
     if total == 0:
         print("Every planned trial has finished already.", flush=True)
-        return
+        return None
     again = [r.key for rs in reruns.values() for r in rs]
     print(f"Trials to run: {total} ({', '.join(f'{c.name}: {n}' for c, n in remaining.items())})"
           + (f"; running again first: {', '.join(again)}" if again else ""), flush=True)
     admission = GpuAdmission.from_plan(plan_in_use(parts.demand), remaining,
                                        ReplicasUp.scaling_to_zero(parts.scorers))
-    searcher = CellSearcher(studies, remaining, parts.objective_names, reruns, taken_keys(store),
-                            parts.study.seed, should_stop=lambda: interruption.requested, admission=admission,
-                            unscorable=unscorable)
+    guard = Budget(budget, tracking.costs, store) if budget else None
+    searcher = BudgetedSearcher(studies, remaining, parts.objective_names, reruns, taken_keys(store),
+                                parts.study.seed, should_stop=lambda: interruption.requested, admission=admission,
+                                unscorable=unscorable, budget=guard)
     context = TrialContext(settings=parts.trials, run_dir=str(store.root), model_paths=model_paths,
-                           app_names=app_names, backend=backend)
-    fit(tuner(parts, store, searcher, context, total, interruption), interruption)
+                           app_names=app_names, backend=backend, **provenance(model_paths))
+    fit(tuner(parts, store, searcher, context, total, interruption, tracking), interruption)
+    return guard.stopped if guard else None
+
+
+def provenance(model_paths: dict[str, str]) -> dict:
+    """What every trial record names as the model and code it ran (models.resolve), once a sweep."""
+    from models.resolve import model_revision, project_commit
+
+    return {"model_revisions": {label: model_revision(path) for label, path in model_paths.items()},
+            "code_commit": project_commit()}
+
+
+class BudgetedSearcher(CellSearcher):
+    """The cells' searcher, which hands out no trial once the next one's planned cost would cross the
+    spec's budget (orchestrator.tracking.budget): Tune lets the running trials finish and ends."""
+
+    def __init__(self, *args, budget: Budget | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+
+    def suggest(self, trial_id: str):
+        from ray.tune.search import Searcher
+
+        if self.budget is not None and not self.interrupted:
+            unscorable = self.unscorable()
+            open_cells = [c.name for c, n in self.remaining.items() if n > 0 and c.model not in unscorable]
+            running = [cell.name for cell, _ in self.live.values()]
+            if open_cells and (self.budget.stopped or not self.budget.allows(open_cells, running)):
+                return Searcher.FINISHED
+            if open_cells and running and self.budget.unmeasured(open_cells):
+                return None   # nothing tells yet what a trial costs: one at a time until one has ended
+        return super().suggest(trial_id)
 
 
 def tuner(parts: SweepParts, store: RunStore, searcher: CellSearcher, context: TrialContext, total: int,
-          interruption):
+          interruption, tracking: SweepTracking | None = None):
     from ray import tune
 
     from orchestrator.interrupt import make_stopper
@@ -164,7 +254,9 @@ def tuner(parts: SweepParts, store: RunStore, searcher: CellSearcher, context: T
         run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", verbose=1,
                                   progress_reporter=progress.reporter(parts.objective_names),
                                   storage_path=str(store.root / "tune"), stop=make_stopper(interruption),
-                                  callbacks=[RecordDeadTrialDrivers(store)],
+                                  # the dead driver's error first: the tracking callback costs its record
+                                  callbacks=[RecordDeadTrialDrivers(store)]
+                                  + ([TrackingCallback(tracking)] if tracking else []),
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
 

@@ -1,7 +1,7 @@
 """cluster.yaml passes Ray's own cluster-launcher validation (the schema `ray up` checks) and has the
 properties a first-time user needs: a pinned image that runs the project's pins, the EFS id set in one
-place, the code shipped once, the dashboard on the head's localhost with token auth on, HF_TOKEN in the
-job's runtime env (README), and hub models fetched once by the driver."""
+place, the code shipped once, the dashboard on the head's localhost with token auth on, the HF token
+copied to every node as a file (never in the job's runtime env), and hub models fetched once by the driver."""
 
 import copy
 import os
@@ -97,10 +97,16 @@ def test_dashboard_on_the_heads_localhost_and_token_auth_on():
     assert "ray dashboard cluster.yaml" in before_submit
 
 
-def test_hf_token_goes_to_the_jobs_runtime_env():
+def test_hf_token_reaches_the_nodes_as_a_file_never_through_the_jobs_runtime_env():
+    """Ray keeps a job's runtime env in its metadata and the runtime-env agent's log (issue 30), so the
+    token travels like the Ray token: a file mount, and HF_TOKEN_PATH naming it in every container."""
+    config = _config()
     section = _readme_cluster_section()
     submit = section[section.index("ray job submit"):].split("\n\n")[0]
-    assert "--runtime-env-json" in submit and '\\"HF_TOKEN\\": \\"$HF_TOKEN\\"' in submit
+    assert "HF_TOKEN" not in submit and "--runtime-env-json" not in submit
+    assert config["file_mounts"]["~/.hf_token"] == "~/.cache/huggingface/token"
+    assert "-e HF_TOKEN_PATH=~/.hf_token" in config["docker"]["run_options"]
+    assert config["file_mounts_sync_continuously"] is False   # a laptop's edits never reach a running sweep
 
 
 def test_rays_validation_rejects_a_broken_copy():

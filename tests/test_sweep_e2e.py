@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 import orchestrator.results as results
+from models.resolve import model_revision, resolve_model
 from orchestrator.records import TrialRecord
 from orchestrator.spec import TRIAL_FIELDS, load_spec
 from orchestrator.store import RunStore
@@ -68,6 +69,10 @@ def test_smoke_sweep_killed_and_resumed(tmp_path):
     assert "Pareto front per cell" in second.stdout
 
     after = {r.key: r for r in _records(run_dir)}
+    # every record names the model it trained (the tiny model is a local directory: its content hash)
+    # and the project's commit
+    assert {r.model_revision for r in after.values()} == {model_revision(resolve_model("tiny"))}
+    assert all(r.code_commit and len(r.code_commit.removesuffix("-dirty")) == 40 for r in after.values())
     # finished trials were not rerun: their records are untouched
     for r in finished_first:
         assert after[r.key] == r

@@ -9,7 +9,7 @@ fields (cft.cli). Field constraints are the only validation.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -27,7 +27,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # What to train: set per trial by the sweep (from models, methods, the search and the seed).
-    model: str = Field("", description="HF id, alias (tiny, smollm2-135m-instruct) or local path")
+    model: str = Field("", max_length=4096, description="HF id, alias (tiny, smollm2-135m-instruct) or local path")
     method: Method = Field("soft", description="soft (trie KL targets) or hard (sampled completions)")
     lr: float = Field(2e-4, gt=0, le=1.0, description="peak learning rate (AdamW, cosine schedule)")
     mix: float = Field(0.0, ge=0, lt=1, description="fraction of the training stream that is replay data")
@@ -36,7 +36,8 @@ class TrainConfig(BaseModel):
 
     # Schedule and optimiser.
     epochs: float = Field(1.0, gt=0, le=100_000, description="passes over the calibration prompts")
-    max_steps: int | None = Field(None, ge=1, description="cap on optimizer steps")
+    # the paper's longest run is ~3,000 optimizer steps; 10^7 is days on any GPU
+    max_steps: int | None = Field(None, ge=1, le=10_000_000, description="cap on optimizer steps")
     batch_size: int = Field(8, ge=1, le=4096, description="examples per worker per micro-step")
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-steps per optimizer step")
     global_batch_size: int | None = Field(
@@ -50,9 +51,11 @@ class TrainConfig(BaseModel):
     # Model and parallelism.
     lora: bool = Field(True, description="train a LoRA adapter (else full fine-tuning)")
     lora_r: int = Field(16, ge=1, le=1024)
-    lora_alpha: int = Field(32, ge=1)
+    lora_alpha: int = Field(32, ge=1, le=65_536)   # the paper uses 2x lora_r; rank 1024 x 64 at most
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1)
+    # at most the ~10 linear layer kinds of a transformer block (q/k/v/o, gate/up/down, ...)
+    lora_target_modules: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, max_length=64)
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 on GPUs (DeepSpeed); on a CPU with bf16 matrix units, a LoRA run "
         "keeps the frozen weights in bf16 and the adapter and its optimizer state in fp32; else fp32. "
@@ -64,22 +67,24 @@ class TrainConfig(BaseModel):
         None, ge=1, le=1024, description="torch CPU threads per worker (default: Ray's, one per reserved "
         "CPU); where training and scoring take turns on one box, its cores")
     gpus_per_worker: Literal[0, 1] = Field(0, description="1: one GPU per worker, bf16 and NCCL")
-    accelerator_type: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+    accelerator_type: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", max_length=64,
                                          description="GPU type the workers must run on (Ray's accelerator_type: "
                                          "A10G, A100, H100, ...)")
 
     # Data.
     split: str = Field("train", description=f"calibration split: {', '.join(SPLITS)}")
     families: FamilyNames | None = Field(None, description="calibration families (default: all)")
-    prompts_per_family: int | None = Field(None, ge=1, description="thin each family to this many prompts")
+    # the train split's largest family grid has 121 prompts (calibrate_sft_grids.yaml max_specs)
+    prompts_per_family: int | None = Field(None, ge=1, le=100_000,
+                                           description="thin each family to this many prompts")
     num_decimals: int = Field(5, ge=0, le=8, description="decimals of continuous values")
     max_bins: int = Field(1001, ge=2, le=100_000, description="most values in one output space")
     hard_samples_per_prompt: int = Field(16, ge=1, le=10_000)
     replay: Literal["synthetic", "gsm8k"] = Field(
         "synthetic", description="replay source: synthetic arithmetic, or worked GSM8K train problems")
     replay_pool: int = Field(2000, ge=1, le=1_000_000, description="replay problems drawn from the source")
-    replay_jsonl: str | None = Field(None, description="GSM8K-format JSONL replay file instead")
-    checkpoint_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
+    replay_jsonl: str | None = Field(None, max_length=4096, description="GSM8K-format JSONL replay file instead")
+    checkpoint_every: int = Field(50, ge=1, le=10_000_000, description="optimizer steps between checkpoints")
 
     @property
     def use_gpu(self) -> bool:

@@ -86,7 +86,8 @@ def train_loop(loop_config: dict) -> None:
             save_and_report(engine, state, metrics, tokenizer, cfg, rank, final)
             started = time.perf_counter()
         else:
-            report_step(state.step, stream.plan.total_steps, step_loss, counts, time.perf_counter() - step_started)
+            report_step(state.step, stream.plan.total_steps, step_loss, counts, time.perf_counter() - step_started,
+                        engine)
 
 
 def make_engine(cfg: TrainConfig, model, world: int, total_steps: int):
@@ -140,14 +141,19 @@ def global_step_loss(counts: torch.Tensor) -> float:
     return float(total[0] / max(float(total[1]), 1.0))
 
 
-def report_step(step: int, total_steps: int, loss: float, counts: torch.Tensor, seconds: float) -> None:
-    """A report without a checkpoint between checkpoints: the step, its loss and throughput (all
-    workers' tokens), which a Tune trial shows while it trains (trainers.run.progress_callbacks)."""
+def report_step(step: int, total_steps: int, loss: float, counts: torch.Tensor, seconds: float,
+                engine=None) -> None:
+    """A report without a checkpoint between checkpoints: the step, its loss, throughput (all
+    workers' tokens) and the learning rate the scheduler set after it, which a Tune trial shows while it trains
+    (trainers.run.progress_callbacks) and the sweep's trackers log (orchestrator.tracking)."""
     import ray.train
 
     tokens = float(summed_over_workers(counts[2:3])[0])
-    ray.train.report({"step": step, "total_steps": total_steps, "loss": loss,
-                      "tokens_per_s": tokens / max(seconds, 1e-9)})
+    metrics = {"step": step, "total_steps": total_steps, "loss": loss, "tokens_per_s": tokens / max(seconds, 1e-9)}
+    lrs = engine.get_lr() if engine is not None else None
+    if lrs:
+        metrics["lr"] = float(lrs[0])
+    ray.train.report(metrics)
 
 
 def report_divergence(path: str | None, step: int, loss: float, last_finite: float | None) -> None:
