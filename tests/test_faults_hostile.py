@@ -503,8 +503,13 @@ def test_vllm_cpu_refuses_a_head_dim_16_model_at_start_up(tmp_path):
     model = build_tiny_model(tmp_path / "tiny16", hidden_size=32)   # 2 heads of 16
     settings = types.SimpleNamespace(engine="vllm", model=str(model), max_loras=1, dtype="auto", max_lora_rank=8,
                                      max_model_len=128, kv_cache_gib=1, max_logprobs=8, tensor_parallel_size=1)
-    with pytest.raises(EngineCannotServe, match="head_dim=16"):
-        make_engine(settings)
+    try:
+        with pytest.raises(EngineCannotServe, match="head_dim=16"):
+            make_engine(settings)
+    finally:   # vLLM's in-process worker leaves torch's default process group behind: later tests make their own
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()   # vLLM's own teardown, which its exit hook repeats harmlessly
 
 
 def test_a_free_aside_name_never_overwrites_a_kept_copy(tmp_path):

@@ -94,7 +94,8 @@ def load_trained(result, cfg):
         return AutoModelForCausalLM.from_pretrained(result.output_dir).eval()
     from peft import PeftModel
 
-    base = AutoModelForCausalLM.from_pretrained(cfg.model)
+    # the frozen weights in the precision training kept them in (bf16 on a CPU with bf16 matrix units)
+    base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.bfloat16 if cfg.frozen_bf16 else torch.float32)
     return PeftModel.from_pretrained(base, result.output_dir).eval()
 
 
