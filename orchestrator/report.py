@@ -25,6 +25,7 @@ import pandas as pd
 
 from orchestrator import frames
 from orchestrator.cells import key_number
+from orchestrator.spec_limits import storage_url
 from orchestrator.store import RunStore
 
 MIN_TRIALS_FOR_IMPORTANCE = 5   # PED-ANOVA on fewer finished trials says more about the draw than the axis
@@ -116,7 +117,8 @@ def param_importances(spec, cell: str, objective: str) -> dict[str, float] | str
 
     store = RunStore(spec.run_dir)
     try:
-        study = optuna.load_study(study_name=f"{spec.name}/{cell}", storage=spec.optuna_storage or store.optuna_url())
+        storage = storage_url(spec.optuna_storage) if spec.optuna_storage else store.optuna_url()   # ${VAR} read here
+        study = optuna.load_study(study_name=f"{spec.name}/{cell}", storage=storage)
     except Exception as err:   # no study yet, or storage unreadable: the report still renders
         return f"no study ({type(err).__name__})"
     index = [o.name for o in spec.objectives].index(objective)
