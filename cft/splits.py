@@ -28,7 +28,7 @@ from cft.families import Family, Params, get_family
 SPLITS = ("train", "test_unseen_params", "test_ood_family", "test_interp_params")
 EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")   # never trained on
 PAPER_EVAL_SPLITS = ("test_unseen_params", "test_ood_family")
-INTERP_SELECTED_PER_FAMILY = 2   # the selected interpolation prompts: evenly spaced over the full grid
+INTERP_SELECTED_PER_FAMILY = 2   # selected interpolation prompts a family, spread along its axes' diagonal
 SELECTIONS = ("full", "selected")
 # each split's entries in a family's grids: (its paper-selected prompts, its full grid); train has only a grid
 GRID_ENTRIES = {"train": (None, "train"), "test_unseen_params": ("test_selected", "test_unseen"),

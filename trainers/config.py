@@ -57,9 +57,9 @@ class TrainConfig(BaseModel):
     lora_target_modules: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, max_length=64)
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 on GPUs (DeepSpeed); on a CPU with bf16 matrix units, a LoRA run "
-        "keeps the frozen weights in bf16 and the adapter and its optimizer state in fp32; else fp32. "
-        "bf16 forces that on a CPU without them; fp32 turns it off")
+        "auto", description="CPU runs only (GPU runs train in bf16 through DeepSpeed whatever this says). "
+        "auto: on a CPU with bf16 matrix units, a LoRA run below ZeRO-3 keeps its frozen weights in bf16 "
+        "and its adapter and optimizer state in fp32; else fp32. bf16 forces that; fp32 turns it off")
     zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage")
     workers_per_trial: int = Field(1, ge=1, le=1024, description="Ray Train workers (data parallel)")
     cpus_per_worker: float = Field(1.0, gt=0, le=1024)
