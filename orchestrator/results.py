@@ -139,6 +139,15 @@ def format_paper(table: pd.DataFrame) -> str:
     return "\n\n".join(blocks)
 
 
+def _read(load, run_dir):
+    """load(run_dir), or None after naming on stderr a path that holds no sweep."""
+    try:
+        return load(run_dir)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m orchestrator.results",
                                 description="A sweep's progress and current Pareto fronts, mid-sweep or after.")
@@ -155,10 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.paper:
         if args.report:
             p.error("--paper prints a table; --report writes the page (which shows it too)")
-        try:
-            table = paper_table(args.run_dir)
-        except FileNotFoundError as err:
-            print(f"error: {err}", file=sys.stderr)
+        table = _read(paper_table, args.run_dir)
+        if table is None:
             return 2
         if args.json:
             print(json.dumps(jsonable(table.to_dict("records")), indent=1))
@@ -167,10 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(format_paper(table))
         return 0
-    try:
-        data = summary(args.run_dir)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
+    data = _read(summary, args.run_dir)
+    if data is None:
         return 2
     if args.json:
         cost = costs(args.run_dir)
