@@ -80,7 +80,7 @@ def build_sampler(name: str, seed: int, budget: int, lr, mix):
     small multi-objective budgets."""
     import optuna
 
-    from orchestrator.search import make_sampler
+    from orchestrator.samplers import make_sampler
 
     if name == "tpe-default":
         return optuna.samplers.TPESampler(seed=seed)

@@ -26,6 +26,7 @@ from ray.tune.search import Searcher
 from orchestrator.cells import Cell, key_number, trial_key
 from orchestrator.messages import TrainedReport, TrialConfig
 from orchestrator.records import TrialRecord
+from orchestrator.samplers import make_sampler
 from orchestrator.scheduling.admission import GpuAdmission
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -40,52 +41,6 @@ class Rerun:
     mix: float
     seed: int
     reopen: bool       # that Optuna trial is still open (RUNNING), so the rerun reuses it
-
-
-def make_sampler(kind: str, seed: int, n_trials: int, lr, mix) -> optuna.samplers.BaseSampler:
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "grid":
-        side = max(1, math.ceil(math.sqrt(n_trials)))
-        return _GridSampler({"lr": _axis(lr, side), "mix": _axis(mix, side)}, seed=seed)
-    startup = max(2, min(10, n_trials // 3))
-    if kind == "gp":   # Gaussian-process EHVI: handles running trials, so concurrent asks spread out
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
-
-
-class _GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler, with two changes for a sweep that asks, tells and resumes:
-    - a point counts as visited when a trial has its parameters (Optuna goes by a `grid_id` attribute,
-      which trials rebuilt from records or rerun after an interruption lack, so a resumed grid
-      repeated points and skipped others);
-    - no `study.stop()` once every point is told: it raises outside `study.optimize` (a cell ends at
-      its trial budget anyway)."""
-
-    def before_trial(self, study, trial) -> None:
-        if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
-            return   # an enqueued rerun keeps its own parameters
-        State = optuna.trial.TrialState
-        taken = {tuple(t.params.get(name) for name in self._search_space)
-                 for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
-                 if t.number != trial.number and (t.state.is_finished() or t.state == State.RUNNING)}
-        left = [i for i, point in enumerate(self._all_grids) if tuple(point) not in taken]
-        grid_id = int(self._rng.rng.choice(left or range(len(self._all_grids))))
-        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
-        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        pass
-
-
-def _axis(r, n: int) -> list[float]:
-    if n == 1:
-        return [math.sqrt(r.low * r.high) if r.log else (r.low + r.high) / 2]
-    if r.log:
-        inner = [math.exp(math.log(r.low) + i * (math.log(r.high) - math.log(r.low)) / (n - 1)) for i in range(1, n - 1)]
-    else:
-        inner = [r.low + i * (r.high - r.low) / (n - 1) for i in range(1, n - 1)]
-    return [r.low, *inner, r.high]  # exact endpoints: exp(log(x)) drifts past the range
 
 
 def _set_metric_names(study: optuna.Study, names: list[str]) -> None:

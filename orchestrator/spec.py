@@ -201,8 +201,9 @@ class Range(Strict):
 class SearchSpec(Strict):
     lr: Range = Range(low=1e-5, high=1e-3, log=True)
     mix: Range = Range(low=0.0, high=0.9)
-    # tpe and gp start with random trials (a third of the budget, 2 to 10); benchmarks/search_efficiency.py
-    # compares them all on the default sweep's measured landscape
+    # tpe and gp start with a third of the budget (2 to 10) of start-up trials: gp's a Latin hypercube
+    # over lr x mix (orchestrator.samplers), tpe's random; benchmarks/search_efficiency.py compares
+    # them all on the default sweep's measured landscape
     sampler: Literal["tpe", "gp", "random", "grid"] = "gp"
 
     @field_validator("lr")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestrator.search import make_sampler
+from orchestrator.samplers import make_sampler
 from orchestrator.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
