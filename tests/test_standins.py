@@ -47,3 +47,38 @@ def test_training_holds_its_gpu_for_a_start_up_then_for_its_training_time(fake_a
     again = run_training(cfg, str(tmp_path / "adapter"), str(tmp_path / "train"), "t-000", COSTS, str(tmp_path))
     assert again.metrics["resumed_from_s"] == pytest.approx(total_s)   # its progress was saved: nothing to redo
     assert [e["kind"] for e in _events(tmp_path)[len(events):]] == ["train_run"]
+
+
+class _Response:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class _Handle:
+    """A Serve handle's calling convention (`handle.score.remote(x).result()`), answering as the
+    stand-in scorer app does."""
+
+    class score:
+        @staticmethod
+        def remote(adapter):
+            from benchmarks.sim.standins import made_up_summary
+
+            return _Response(made_up_summary(adapter))
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_the_simulation_backend_returns_what_the_sweep_reads(trained, tmp_path):
+    """The sweep validates every evaluation (orchestrator.messages.Evaluation); a stand-in that
+    drifts from it fails every trial of the simulation, not this test alone."""
+    from benchmarks.sim.backend import SimBackend
+    from orchestrator.messages import Evaluation
+
+    adapter = None
+    if trained:   # what the stand-in training writes
+        adapter = str(tmp_path)
+        (tmp_path / "train_config.json").write_text(json.dumps({"lr": 1e-4, "mix": 0.2}))
+    result = SimBackend(COSTS, str(tmp_path)).evaluate(_Handle(), None, adapter)
+    assert isinstance(result, Evaluation) and result.summary["sampled/calibration_error"] > 0

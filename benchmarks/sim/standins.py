@@ -230,7 +230,7 @@ def evaluate(handle, adapter: str | None) -> dict:
     replica is lost, as the real client does."""
     from evaluators.client import result_resent_if_lost
 
-    return {"summary": result_resent_if_lost(lambda: handle.score.remote(adapter)), "rows": []}
+    return {"summary": result_resent_if_lost(lambda: handle.score.remote(adapter)), "rows": {}}
 
 
 def made_up_summary(adapter: str | None) -> dict:
