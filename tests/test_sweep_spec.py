@@ -150,7 +150,7 @@ def test_cli_exits_2_naming_the_field(tmp_path):
 
 def test_validate_flag(capsys):
     assert main([str(ROOT / "sweeps" / "smoke.yaml"), "--validate"]) == 0
-    assert "valid (2 cells x 3 trials)" in capsys.readouterr().out
+    assert "valid (2 cells x 2 trials)" in capsys.readouterr().out
 
 
 def test_resume_needs_an_existing_sweep(tmp_path, capsys):
