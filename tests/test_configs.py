@@ -1,7 +1,7 @@
 """Each setting is declared once (on its component's pydantic model) and reaches every layer from there:
 a sweep spec's section, the trial's config, and the component's CLI. A new field needs only a value in
 the tables below (which the coverage tests demand) to be checked on every path; the smoke sweep test
-(test_sweep_e2e.py) checks the config a real Ray Train worker saved next to its adapter."""
+(test_ray_jobs.py) checks the config a real Ray Train worker saved next to its adapter."""
 
 import argparse
 

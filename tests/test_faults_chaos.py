@@ -133,6 +133,7 @@ def test_a_sweep_killed_and_interrupted_at_every_stage_finishes_each_trial_once(
     assert second.kill_session() == -signal.SIGKILL
     a = next(run_dir.glob("train/*/checkpoint_manager_snapshot.json")).parent.name
     assert _status(run_dir, a) == "running"   # killed mid-training
+    a_params = (_records(run_dir)[a].lr, _records(run_dir)[a].mix)
     print(f"2: {time.time() - t0:.0f} s")
 
     # 3. A runs again under its key from its checkpoint; SIGINT while it is scored
@@ -155,6 +156,7 @@ def test_a_sweep_killed_and_interrupted_at_every_stage_finishes_each_trial_once(
     assert fourth.finish() == 143, fourth.output()[-4000:]
     print(f"4: {time.time() - t0:.0f} s")
     assert not (run_dir / "pareto").exists()
+    finished_a = _records(run_dir)[a]
 
     # 5. B diverges at step 2 (injected NaN loss); C's trial driver is SIGKILLed
     fifth = Driver(spec_path, storage, tmp_path / "5.log", "--resume", env={"CFT_TRAIN_FAULT": "2:0:nan"})
@@ -170,6 +172,8 @@ def test_a_sweep_killed_and_interrupted_at_every_stage_finishes_each_trial_once(
     assert [r.key for r in records][0] == a and len({r.key for r in records}) == len(records) == 3
     done, diverged, killed = records
     assert done.status == "done" and done.train_metrics["resumed_from_step"] >= 2   # resumed, same key
+    assert done == finished_a   # a finished trial is not run again by a later resume
+    assert (done.lr, done.mix) == a_params   # A ran again with its own parameters
     assert diverged.status == "error" and "diverged at step 2" in diverged.error
     assert diverged.train_metrics["diverged_at_step"] == 2 and diverged.train_metrics["last_finite_loss"] > 0
     assert killed.status == "error" and "trial driver died: ActorDiedError" in killed.error

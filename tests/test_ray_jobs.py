@@ -2,11 +2,14 @@
 authentication on, `ray job submit --working-dir . -- python -m orchestrator.sweep sweeps/smoke.yaml`
 with `RAY_AUTH_MODE=token` and the cluster's token, then the results read with pandas.
 
-The finished sweep (fresh storage) is also what the other checks of a watched sweep read: each
+The finished sweep (fresh storage) is also what the other checks of a finished and a watched sweep
+read: every planned trial finished once, trained with its spec's section and scored on every
+evaluation, the records name the model and the code, results and the front read with pandas; each
 trial's Tune results hold its training progress before the final report, the Optuna studies carry
 the objectives' names and each trial's key, the Ray dashboard's Train view lists the runs, the
 report has its hypervolume plots, `orchestrator.results` names every cell, and optuna-dashboard
-serves the studies. One sweep for all of them: CPU is scarce.
+serves the studies. One sweep for all of them: CPU is scarce. (A sweep killed and resumed:
+tests/test_faults_chaos.py.)
 
 Only the processes this test started are stopped: `ray start` runs in a session of its own, and every
 process in that session (GCS, raylet, dashboard, the job's driver, trial actors, a lingering
@@ -24,14 +27,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import psutil
 import pytest
 
 import orchestrator.results as results
-from orchestrator.spec import load_spec
+from models.resolve import model_revision, resolve_model
+from orchestrator.spec import TRIAL_FIELDS, load_spec
 from orchestrator.store import RunStore
+from trainers.config import TrainConfig
 from trainers.ray_local import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +135,46 @@ def test_readme_job_workflow_runs_the_smoke_sweep(job):
     assert set(front["cell"]) == cells == set(results.pareto(run_dir)["cell"])
     assert front[[o.name for o in spec.objectives]].notna().all().all()
     print(f"README job workflow: smoke sweep in {job['wall_s']:.0f} s")
+
+
+def test_every_planned_trial_finished_once_trained_as_its_spec_says(job):
+    run_dir = job["run_dir"]
+    spec = load_spec(ROOT / "sweeps" / "smoke.yaml")
+    records = RunStore(run_dir).trial_records()
+    # every record names the model it trained (the tiny model is a local directory: its content hash)
+    # and the project's commit
+    assert {r.model_revision for r in records} == {model_revision(resolve_model("tiny"))}
+    assert all(r.code_commit and len(r.code_commit.removesuffix("-dirty")) == 40 for r in records)
+    for model, method in spec.cells:
+        cell = f"{model.label}:{method}"
+        done = [r for r in records if r.cell == cell and r.status == "done"]
+        assert len(done) == spec.trials_per_cell, cell
+        assert len({(r.lr, r.mix) for r in done}) == spec.trials_per_cell   # no repeated trial
+        for r in done:
+            assert (Path(r.adapter_dir) / "adapter_config.json").exists()
+            assert set(r.objectives) == {o.name for o in spec.objectives}
+            # the config the worker trained with: the spec's section, merged, plus the trial's fields
+            used = TrainConfig.model_validate_json((Path(r.adapter_dir) / "train_config.json").read_text())
+            assert (used.method, used.lr, used.mix) == (method, r.lr, r.mix)
+            assert used.model_dump(exclude=set(TRIAL_FIELDS)) == \
+                spec.training_for(model.label, method).model_dump(exclude=set(TRIAL_FIELDS))
+
+
+def test_results_and_the_front_read_with_pandas(job):
+    run_dir = job["run_dir"]
+    trials, front = results.trials(run_dir), results.pareto(run_dir)
+    assert len(trials) == len(RunStore(run_dir).trial_records()) and not front.empty
+    for column in ["model", "method", "lr", "mix", "calibration_error", "calibration_error_se", "capability_loss",
+                   "capability_loss_se", "sampled/calibration_error", "gsm8k/gold_logprob", "fidelity/tv",
+                   "train/loss", "train/replay_fraction"]:
+        assert column in trials.columns and column in front.columns
+    done = trials[trials["status"] == "done"]
+    for _, p in front.iterrows():  # nothing in its cell dominates a Pareto point
+        others = done[done["cell"] == p["cell"]][["calibration_error", "capability_loss"]].to_numpy()
+        me = p[["calibration_error", "capability_loss"]].to_numpy(dtype=float)
+        assert not np.any(np.all(others <= me, axis=1) & np.any(others < me, axis=1))
+    assert not results.baselines(run_dir).empty
+    assert list((run_dir / "pareto").glob("*.png"))
 
 
 def test_tune_results_show_training_before_the_objectives(job):
