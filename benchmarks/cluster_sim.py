@@ -9,7 +9,7 @@ autoscaler with its FakeMultiNodeProvider, which starts a raylet per "node") wit
 shaped like cluster.yaml's (fake GPUs, accelerator_type resources), scaled down to a few nodes. It runs
 the real sweep (driver, Tune, searcher, records, resume, Serve, the planner's concurrency) on
 benchmarks/data/cluster_sim.yaml, whose `standins:` section swaps the train and score steps for
-stand-ins that hold the real resource shapes for a cost model's time (orchestrator/standins.py). Once
+stand-ins that hold the real resource shapes for a cost model's time (benchmarks/sim/standins.py). Once
 an A100 node has trained for a checkpoint, it kills that node's raylet (SIGKILL); the autoscaler
 replaces the node and the trial resumes from its last checkpoint.
 
