@@ -60,6 +60,14 @@ class Landscape:
         return np.array([m(x)[0] for m in self.mean]), np.array([s(x)[0] for s in self.se])
 
 
+def with_objective_names(table: pd.DataFrame) -> pd.DataFrame:
+    """The landscape's two objectives, whatever the spec named them (`calibration_error_interp`), as
+    OBJECTIVES: record_landscape.py writes method, lr, mix, then each objective and its error."""
+    recorded = [c for c in table.columns[3:] if not c.endswith("_se")]
+    names = dict(zip(recorded, OBJECTIVES)) | {f"{r}_se": f"{o}_se" for r, o in zip(recorded, OBJECTIVES)}
+    return table.rename(columns=names)
+
+
 def mean_of_repeats(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per grid point: a point measured twice gets the mean and the mean's standard error."""
     grouped = rows.groupby(["lr", "mix"], as_index=False)
@@ -128,7 +136,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     search = load_spec(ROOT / "sweeps" / "local.yaml").search
-    table = pd.read_csv(args.landscape, comment="#")
+    table = with_objective_names(pd.read_csv(args.landscape, comment="#"))
     samplers = args.samplers.split(",")
     for method, rows in table.groupby("method"):
         land = Landscape(rows)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import optuna
 
+
 def make_sampler(kind: str, seed: int, n_trials: int, lr, mix) -> optuna.samplers.BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
