@@ -125,14 +125,19 @@ def model_revision(path: str | Path) -> str:
     """What a loaded model directory is, for its trials' records: the hub commit sha of a snapshot in
     the Hugging Face cache (.../snapshots/<sha>), else `sha256:<hex>` over every file's relative path
     and content (a local directory; it reads the weights once, about a second per GB)."""
-    import hashlib
-
     path = Path(path).expanduser().resolve()
     if path.parent.name == "snapshots" and len(path.name) == 40 and all(c in "0123456789abcdef" for c in path.name):
         return path.name
+    return content_digest(path, sorted(p for p in path.rglob("*") if p.is_file()))
+
+
+def content_digest(base: Path, files: list[Path]) -> str:
+    """`sha256:<hex>` over each file's path relative to `base` and its content, in the order given."""
+    import hashlib
+
     digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(path)).encode() + b"\0")
+    for f in files:
+        digest.update(str(f.relative_to(base)).encode() + b"\0")
         with open(f, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
@@ -140,17 +145,32 @@ def model_revision(path: str | Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def project_commit() -> str | None:
-    """The project's git commit (with "-dirty" when tracked files differ from it), or None outside a
-    git checkout: what a trial's record names as the code it ran."""
+PROJECT_PACKAGES = ("cft", "models", "trainers", "evaluators", "orchestrator")
+
+
+def project_commit() -> str:
+    """What a trial's record names as the code it ran: the project's git commit (with "-dirty" when
+    tracked files differ from it), or, outside a git checkout of its own, `sha256:<hex>` over the
+    product packages' Python files. `ray job submit --working-dir .` uploads the project without its
+    .git (Ray leaves it out), so a job's driver has no commit to read, but the same sources hash the
+    same."""
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
     try:
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        if Path(top).resolve() != root:
+            raise OSError(f"{root} is not the top of a git checkout")   # e.g. a copy inside another repo
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
+        return source_digest(root)
     return f"{sha}-dirty" if dirty else sha
+
+
+def source_digest(root: Path) -> str:
+    """`sha256:<hex>` over the product packages' Python files under `root`."""
+    return content_digest(root, sorted(f for pkg in PROJECT_PACKAGES for f in (root / pkg).rglob("*.py")))

@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -460,7 +461,33 @@ def test_a_model_directory_has_a_revision_and_the_project_a_commit(tmp_path, tin
     assert split_revision("org/name@abc123") == ("org/name", "abc123")
     assert split_revision("./local@dir") == ("./local@dir", None)
     commit = project_commit()
-    assert commit is None or len(commit.split("-")[0]) == 40
+    assert len(commit.removesuffix("-dirty")) == 40 or commit.startswith("sha256:")
+
+
+def test_a_copy_of_the_project_without_git_names_its_sources(tmp_path):
+    """What `ray job submit --working-dir .` runs: the project uploaded without its .git."""
+    import shutil
+
+    from models.resolve import PROJECT_PACKAGES, source_digest
+
+    root = Path(__file__).resolve().parents[1]
+
+    def copy_of_the_project(copy: Path) -> Path:
+        for pkg in PROJECT_PACKAGES:
+            shutil.copytree(root / pkg, copy / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+        return copy
+
+    def commit_of(copy: Path) -> str:
+        out = subprocess.run([sys.executable, "-c", "from models.resolve import project_commit; print(project_commit())"],
+                             cwd=copy, env=os.environ | {"PYTHONPATH": str(copy)}, capture_output=True, text=True,
+                             timeout=60, check=True)
+        return out.stdout.strip()
+
+    a, b = copy_of_the_project(tmp_path / "a"), copy_of_the_project(tmp_path / "b")
+    first = commit_of(a)
+    assert first.startswith("sha256:") and first == source_digest(root) == commit_of(b)
+    (b / "cft" / "__init__.py").write_text("# changed\n", encoding="utf-8")
+    assert commit_of(b) != first
 
 
 def test_a_storage_password_given_as_a_variable_never_reaches_a_pickle(tmp_path, monkeypatch):
