@@ -54,11 +54,15 @@ class _GridSampler(optuna.samplers.GridSampler):
 def _axis(r, n: int) -> list[float]:
     if n == 1:
         return [math.sqrt(r.low * r.high) if r.log else (r.low + r.high) / 2]
-    if r.log:
-        inner = [math.exp(math.log(r.low) + i * (math.log(r.high) - math.log(r.low)) / (n - 1)) for i in range(1, n - 1)]
-    else:
-        inner = [r.low + i * (r.high - r.low) / (n - 1) for i in range(1, n - 1)]
+    inner = [_at(r.low, r.high, r.log, i / (n - 1)) for i in range(1, n - 1)]
     return [r.low, *inner, r.high]  # exact endpoints: exp(log(x)) drifts past the range
+
+
+def _at(low: float, high: float, log: bool, u: float) -> float:
+    """The point a fraction u along [low, high], in the range's own scale (log or linear)."""
+    if log:
+        return min(high, math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
+    return low + u * (high - low)
 
 
 class LatinStartup(optuna.samplers.BaseSampler):
@@ -85,7 +89,4 @@ class LatinStartup(optuna.samplers.BaseSampler):
         if (trial.number >= len(self.design) or param_name not in self.AXES
                 or not isinstance(dist, optuna.distributions.FloatDistribution) or dist.step is not None):
             return self.fallback.sample_independent(study, trial, param_name, dist)
-        u = float(self.design[trial.number, self.AXES.index(param_name)])
-        if dist.log:
-            return min(dist.high, math.exp(math.log(dist.low) + u * (math.log(dist.high) - math.log(dist.low))))
-        return dist.low + u * (dist.high - dist.low)
+        return _at(dist.low, dist.high, dist.log, float(self.design[trial.number, self.AXES.index(param_name)]))
