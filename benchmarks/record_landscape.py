@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 def grid_spec(side: int, storage: str, methods: list[str] | None = None):
     from orchestrator.spec import load_spec
 
