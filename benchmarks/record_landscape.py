@@ -1,7 +1,7 @@
 """Record the default sweep's lr x mix landscape once, as a tabular benchmark for search_efficiency.py.
 
-    .venv/bin/python benchmarks/record_landscape.py [--side 4] [--methods soft,hard] [--storage DIR [--resume]]
-                                                    [--out benchmarks/data/landscape_smollm2.csv]
+    .venv/bin/python benchmarks/record_landscape.py [--side 3] [--methods soft,hard] [--storage DIR [--resume]]
+                                                    [--out benchmarks/data/landscape_smollm2_interp.csv]
 
 Runs sweeps/local.yaml unchanged except for the sampler and the methods: a `side` x `side` grid per
 (model, method) cell, with the real training and scoring. Each row is one grid point with both
@@ -34,11 +34,11 @@ def grid_spec(side: int, storage: str, methods: list[str] | None = None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--side", type=int, default=4)
+    ap.add_argument("--side", type=int, default=3)
     ap.add_argument("--methods", default=None, help="comma-separated (default: the spec's)")
     ap.add_argument("--resume", action="store_true", help="finish the recording in --storage")
     ap.add_argument("--storage", default=tempfile.mkdtemp(prefix="cft-landscape-"))
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "data" / "landscape_smollm2.csv"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "data" / "landscape_smollm2_interp.csv"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))

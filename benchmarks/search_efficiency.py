@@ -1,6 +1,6 @@
 """Search efficiency on the default sweep's measured landscape: each Optuna sampler replayed for many
-seeds against the recorded lr x mix grid (benchmarks/data/landscape_smollm2.csv, made by
-benchmarks/record_landscape.py), in one run.
+seeds against the recorded lr x mix grid (benchmarks/data/landscape_smollm2_interp.csv, made by
+benchmarks/record_landscape.py; landscape_smollm2.csv is the previous default's), in one run.
 
     .venv/bin/python benchmarks/search_efficiency.py [--seeds 50] [--trials 32] [--samplers tpe,random,grid,...]
 
@@ -28,7 +28,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LANDSCAPE = ROOT / "benchmarks" / "data" / "landscape_smollm2.csv"
+LANDSCAPE = ROOT / "benchmarks" / "data" / "landscape_smollm2_interp.csv"
 OBJECTIVES = ["calibration_error", "capability_loss"]
 SHOWN_K = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
