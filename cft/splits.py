@@ -28,6 +28,10 @@ from cft.families import Family, Params, get_family
 SPLITS = ("train", "test_unseen_params", "test_ood_family", "test_interp_params")
 EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")   # never trained on
 PAPER_EVAL_SPLITS = ("test_unseen_params", "test_ood_family")
+# grid parameters are written to this many decimals: a linspace or a family's grid-to-prompt conversion
+# leaves float noise (uniform's b = a + width = -1.5999999999999996) that the reference code writes into
+# its prompts, a fifth of a training prompt's tokens on the default's families
+PARAM_DECIMALS = 4
 INTERP_SELECTED_PER_FAMILY = 2   # selected interpolation prompts a family, spread along its axes' diagonal
 SELECTIONS = ("full", "selected")
 # each split's entries in a family's grids: (its paper-selected prompts, its full grid); train has only a grid
@@ -99,12 +103,17 @@ def _midpoints(axis: dict, values: list[float]) -> list[float]:
     return [round(m, 6) for m in mids] or values   # an axis with no room between its values keeps them
 
 
+def _from_grid(fam: Family, grid_params: Params) -> Params:
+    """A grid point's prompt parameters, as the prompt writes them (PARAM_DECIMALS)."""
+    return {k: round(float(v), PARAM_DECIMALS) for k, v in fam.from_grid(grid_params).items()}
+
+
 def _grid_rows(fam: Family, block: dict, grids: dict, midpoints: bool = False) -> list[Params]:
     default_points = grids["linspace_points_1d" if len(fam.grid_names) == 1 else "linspace_points_2d_per_axis"]
     axes = [_axis_values(block[name], default_points) for name in fam.grid_names]
     if midpoints:
         axes = [_midpoints(block[name], values) for name, values in zip(fam.grid_names, axes)]
-    rows = [fam.from_grid(dict(zip(fam.grid_names, combo))) for combo in itertools.product(*axes)]
+    rows = [_from_grid(fam, dict(zip(fam.grid_names, combo))) for combo in itertools.product(*axes)]
     limit = int(block.get("max_specs", 0))
     if 0 < limit < len(rows):  # thin evenly, as the reference code does
         rows = [rows[i] for i in np.linspace(0, len(rows) - 1, limit, dtype=int)]
@@ -124,7 +133,7 @@ def _interp_rows(fam: Family, entry: dict, grids: dict, selection: str) -> list[
         default_points = grids["linspace_points_1d" if len(fam.grid_names) == 1 else "linspace_points_2d_per_axis"]
         axes = [_midpoints(block[n], _axis_values(block[n], default_points)) for n in fam.grid_names]
         k_max = INTERP_SELECTED_PER_FAMILY
-        rows = [fam.from_grid({n: axis[round(k / (k_max + 1) * (len(axis) - 1))]
+        rows = [_from_grid(fam, {n: axis[round(k / (k_max + 1) * (len(axis) - 1))]
                                for n, axis in zip(fam.grid_names, axes)}) for k in range(1, k_max + 1)]
     kept = {tuple(sorted(r.items())): r for r in rows if _valid(fam, r)}   # in order, each once
     return [r for key, r in kept.items() if key not in trained]
@@ -156,7 +165,7 @@ def build_split(split: str, selection: str = "full", families: list[str] | None 
             continue
         selected, grid = GRID_ENTRIES[split]
         if split != "train" and selection == "selected":
-            rows = [fam.from_grid({k: float(v) for k, v in e.items()}) for e in entry[selected]]
+            rows = [_from_grid(fam, {k: float(v) for k, v in e.items()}) for e in entry[selected]]
         else:
             rows = _grid_rows(fam, entry[grid], grids)
         prompts += [make_prompt(name, row, split) for row in rows]

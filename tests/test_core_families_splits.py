@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from cft.families import FAMILIES, HELDOUT_FAMILIES, TRAIN_FAMILIES, InvalidParameters, get_family
-from cft.splits import build_split, make_prompt
+from cft.splits import PARAM_DECIMALS, build_split, make_prompt
 
 
 def test_thirty_families_24_train_6_heldout():
@@ -151,7 +151,18 @@ def test_interp_params_lie_inside_the_training_ranges_and_off_its_grid(selection
             assert lo <= value <= hi, (p.key, name, lo, hi)
 
 
+@pytest.mark.parametrize("split", ["train", "test_unseen_params", "test_interp_params"])
+def test_grid_parameters_are_written_without_float_noise(split):
+    """A grid point's parameters are written to PARAM_DECIMALS: uniform's b = a + width is -1.6, not the
+    -1.5999999999999996 the reference code writes, and the prompt says what the target is built from."""
+    for p in build_split(split, "full", ["uniform", "gaussian", "triangular"]):
+        for name, value in p.params:
+            assert value == round(value, PARAM_DECIMALS), (p.key, name)
+            assert len(repr(value).split(".")[-1]) <= PARAM_DECIMALS, p.text
+    assert "a=-5.0, b=-1.6." in " ".join(p.text for p in build_split("train", "full", ["uniform"]))
+
+
 def test_interp_selected_varies_each_parameter():
     prompts = build_split("test_interp_params", "selected", ["gaussian", "binomial"])
-    assert [p.key for p in prompts] == ["gaussian(mu=-0.6,sigma=0.812252)", "gaussian(mu=0.6,sigma=1.231144)",
+    assert [p.key for p in prompts] == ["gaussian(mu=-0.6,sigma=0.8123)", "gaussian(mu=0.6,sigma=1.2311)",
                                         "binomial(n=12.0,p=0.375)", "binomial(n=12.0,p=0.625)"]
