@@ -49,15 +49,21 @@ def train_loop(loop_config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.manual_seed(cfg.seed)
+    phases = {"imports": time.perf_counter() - t0}
+    lap = time.perf_counter()
     path = resolve_model(cfg.model)
     tokenizer = load_tokenizer(path)
     model = load_model(cfg, path)
     max_len = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
     stream = TrainingStream(cfg, tokenizer, world, max_len=max_len)
+    phases["model"], lap = time.perf_counter() - lap, time.perf_counter()
     engine = make_engine(cfg, model, world, stream.plan.total_steps)
+    phases["deepspeed"], lap = time.perf_counter() - lap, time.perf_counter()
     state = restore(engine, ray.train.get_checkpoint(), cfg)
+    phases["restore"] = time.perf_counter() - lap
     fault: Fault | None = loop_config.get("fault")
-    print(f"[cft] rank {rank} ready in {time.perf_counter() - t0:.1f} s: {stream.plan.total_steps} steps of "
+    print(f"[cft] rank {rank} ready in {time.perf_counter() - t0:.1f} s "
+          f"({', '.join(f'{k} {v:.1f}' for k, v in phases.items())}): {stream.plan.total_steps} steps of "
           f"{stream.plan.global_batch} examples, starting at step {state.step}", flush=True)
 
     window = torch.zeros(5, dtype=torch.float64)  # loss sum, micro-batches, tokens, calib, replay
