@@ -33,8 +33,9 @@ if ! command -v c++ >/dev/null 2>&1; then
   echo "       (CPU hosts); install one (e.g. 'apt-get install g++') before training on this host."
 elif [ "$EXTRA" = cpu ]; then
   # DeepSpeed JIT-compiles its CPU shared-memory collective the first time a training run starts (about a
-  # minute of both cores). Build it once here, into ~/.cache/torch_extensions, not inside the first trial.
-  "$VENV/bin/python" -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()" >/dev/null \
+  # minute of both cores). Build it once here, into this environment's own cache (importing `trainers`
+  # points TORCH_EXTENSIONS_DIR at $VENV/torch_extensions), not inside the first trial.
+  "$VENV/bin/python" -c "import trainers; from deepspeed.comm.torch import build_shm_op; build_shm_op()" >/dev/null \
     || echo "setup: WARNING: prebuilding DeepSpeed's CPU collective failed; the first training run builds it"
 fi
 echo "setup: done ($("$VENV/bin/python" -c 'import torch, ray, transformers; print("torch", torch.__version__, "ray", ray.__version__, "transformers", transformers.__version__)'))"

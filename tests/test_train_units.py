@@ -1,6 +1,7 @@
 """Fast checks of the training layer without Ray: config validation, CLI errors, data stream, loss."""
 
 import math
+import os
 import pickle
 import subprocess
 import sys
@@ -195,3 +196,15 @@ def test_hard_target_loss_is_the_token_mean_cross_entropy_of_the_batch(tiny_mode
     # sequences of different lengths: the per-sequence mean (the soft-target reduction) differs
     assert len({len(e.target_ids) for e in examples}) > 1
     assert abs(per_seq.mean().item() - loss.item()) > 1e-3
+
+
+@pytest.mark.parametrize("preset", [None, "/elsewhere/ext"])
+def test_deepspeed_op_cache_is_this_environments_own_unless_set(preset):
+    """Importing `trainers` points DeepSpeed's JIT op cache at this environment (where setup prebuilds
+    it), so two checkouts' environments never rebuild each other's ops; a user's own setting stays."""
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_EXTENSIONS_DIR"}
+    if preset:
+        env["TORCH_EXTENSIONS_DIR"] = preset
+    out = subprocess.run([sys.executable, "-c", "import os, sys, trainers; print(os.environ['TORCH_EXTENSIONS_DIR'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == (preset or os.path.join(sys.prefix, "torch_extensions"))
